@@ -1,0 +1,124 @@
+"""Seconds per LightGCN training epoch and per full evaluation on a data set (default: the embedded tiktok),
+ours vs PyG's stock ``torch_geometric.nn.models.LightGCN`` trained with the same data, batches and BPR loss,
+measured in the same run.
+
+    python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--json out.json]
+
+PyG's model is driven as in PyG's own ``examples/lightgcn.py``: users and items in one node numbering,
+``model(edge_index, edge_label_index)`` for the positive and negative pairs of a batch, and
+``model.recommendation_loss(...)``; the full graph is propagated for every batch, as ours is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch_geometric.nn.models import LightGCN as PyGLightGCN
+
+from pyg_diffcl.datasets import BPRSampler, MMRecDataset
+from pyg_diffcl.datasets.mmrec import EDGE_TYPE
+from pyg_diffcl.evaluation import FullRankingEvaluator
+from pyg_diffcl.models import LightGCN
+from pyg_diffcl.ops import BipartiteAdj
+from pyg_diffcl.training.trainer import Trainer, model_scores
+
+
+def time_calls(fn, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls after one warm-up call."""
+    fn(-1)
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        fn(r)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', default='tiktok')
+    p.add_argument('--epochs', type=int, default=3, help='timed epochs (median), after one warm-up')
+    p.add_argument('--backend', default='auto')
+    p.add_argument('--dim', type=int, default=64)
+    p.add_argument('--layers', type=int, default=2)
+    p.add_argument('--batch-size', type=int, default=2048)
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--json', default=None, help='write the figures to this JSON file')
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    ds = MMRecDataset(args.data, modalities=[])
+    data = ds[0]
+    U, I = ds.num_users, ds.num_items
+    train_ei = data[EDGE_TYPE].edge_index
+    sampler = BPRSampler(train_ei, I, args.batch_size, seed=0)
+    reg = 1e-4
+
+    # ---- ours
+    torch.manual_seed(0)
+    model = LightGCN(U, I, args.dim, args.layers, reg_weight=reg)
+    adj = BipartiteAdj(train_ei, U, I, backend=args.backend)
+    ev_valid = FullRankingEvaluator(data[EDGE_TYPE].valid_edge_label_index, train_ei, U, I)
+    ev_test = FullRankingEvaluator(data[EDGE_TYPE].test_edge_label_index, train_ei, U, I)
+    trainer = Trainer(model, adj, sampler, ev_valid, show_progress=False)
+    ours_epoch = time_calls(lambda e: trainer.train_epoch(max(e, 0)), args.epochs)
+
+    def full_eval(_):
+        with torch.no_grad():
+            model.eval()
+            fn = model_scores(model, adj)
+            ev_valid.evaluate(fn)
+            ev_test.evaluate(fn)
+    ours_eval = time_calls(full_eval, args.epochs)
+
+    # ---- PyG's stock LightGCN, same batches and loss
+    torch.manual_seed(0)
+    ref = PyGLightGCN(U + I, args.dim, args.layers)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    homo = torch.cat([torch.stack([train_ei[0], train_ei[1] + U]), torch.stack([train_ei[1] + U, train_ei[0]])], 1)
+
+    def pyg_epoch(e):
+        ref.train()
+        for batch in sampler.epoch(max(e, 0)):
+            u = batch.user
+            eli = torch.stack([torch.cat([u, u]), torch.cat([batch.pos_item, batch.neg_item]) + U])
+            opt.zero_grad()
+            rank = ref(homo, eli)
+            pos, neg = rank.chunk(2)
+            loss = ref.recommendation_loss(pos, neg, node_id=eli.unique(), lambda_reg=reg)
+            loss.backward()
+            opt.step()
+    pyg_time = time_calls(pyg_epoch, args.epochs)
+
+    def pyg_eval(_):
+        with torch.no_grad():
+            emb = ref.get_embedding(homo)
+            fn = lambda users: emb[users] @ emb[U:].t()
+            ev_valid.evaluate(fn)
+            ev_test.evaluate(fn)
+    pyg_eval_time = time_calls(pyg_eval, args.epochs)
+
+    res = {
+        'data': ds.name, 'users': U, 'items': I, 'train_interactions': int(train_ei.size(1)),
+        'dim': args.dim, 'layers': args.layers, 'batch_size': args.batch_size, 'backend': adj.backend,
+        'threads': torch.get_num_threads(),
+        'ours_epoch_s': ours_epoch, 'pyg_lightgcn_epoch_s': pyg_time, 'epoch_speedup': pyg_time / ours_epoch,
+        'ours_eval_s': ours_eval, 'pyg_lightgcn_eval_s': pyg_eval_time,
+    }
+    print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
+          f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}")
+    print(f"{'':28s}{'train epoch (s)':>16s}{'full eval (s)':>15s}")
+    print(f"{'pyg_diffcl LightGCN':28s}{ours_epoch:16.3f}{ours_eval:15.3f}")
+    print(f"{'PyG stock LightGCN':28s}{pyg_time:16.3f}{pyg_eval_time:15.3f}")
+    print(f"speed-up per training epoch: {pyg_time / ours_epoch:.2f}x")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,138 @@
+r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
+
+    pyg-diffcl train --model {mf,lightgcn} --data {tiktok|DIR} [--modalities a,b|none] [--config FILE.yaml]
+                     [--set section.key=value ...] [--epochs N] [--patience P] [--seed S]
+                     [--device cpu|cuda] --out RUN_DIR [--overwrite] [--quiet]
+    pyg-diffcl evaluate RUN_DIR [--split valid|test]
+    pyg-diffcl recommend RUN_DIR --k 20 --out recs.tsv
+
+Bad input or configuration: exit status 2 and one line on stderr (a traceback only with ``--debug``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+PROG = 'pyg-diffcl'
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2)."""
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f'{self.prog}: error: {message}\n')
+        raise SystemExit(2)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .models import MODELS
+
+    parser = _Parser(prog=PROG, description='PyG-native multimodal recommendation.')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+    sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
+
+    t = sub.add_parser('train', help='train and evaluate a model; writes RUN_DIR')
+    t.add_argument('--model', choices=sorted(MODELS), help='the model')
+    t.add_argument('--data', default=None, help="an embedded data set's name (tiktok) or a data set directory "
+                                               "(default: tiktok)")
+    t.add_argument('--modalities', default=None,
+                   help="comma-separated modality names, or 'none' (default: every *_feat.npy)")
+    t.add_argument('--config', default=None, help='a YAML file with model/data/train/eval sections')
+    t.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                   help='override one configuration value (repeatable)')
+    t.add_argument('--epochs', type=int, default=None, help='maximum epochs')
+    t.add_argument('--patience', type=int, default=None, help='early-stopping patience (epochs)')
+    t.add_argument('--seed', type=int, default=None, help='random seed')
+    t.add_argument('--device', default=None, help='cpu or cuda[:N]')
+    t.add_argument('--out', required=True, help='the run directory to write')
+    t.add_argument('--overwrite', action='store_true', help='replace a completed run in --out')
+    t.add_argument('--quiet', action='store_true', help='no progress bars or per-epoch lines')
+    t.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+
+    e = sub.add_parser('evaluate', help="evaluate a run's selected checkpoint; prints JSON")
+    e.add_argument('run_dir')
+    e.add_argument('--split', choices=['valid', 'test'], default='test')
+    e.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+
+    r = sub.add_parser('recommend', help='write the top-K items of every user')
+    r.add_argument('run_dir')
+    r.add_argument('--k', type=int, default=20)
+    r.add_argument('--out', required=True, help='output TSV (userID, itemID, rank)')
+    r.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+    return parser
+
+
+def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
+    from .datasets import EMBEDDED_DATASETS
+    from .training.config import load_yaml, merge_layers, packaged_config, parse_set
+
+    user_layers = [load_yaml(args.config) if args.config else {}, parse_set(args.set)]
+    flags: Dict[str, Dict[str, Any]] = {'model': {}, 'data': {}, 'train': {}}
+    if args.model:
+        flags['model']['name'] = args.model
+    if args.data:
+        flags['data']['name'] = args.data
+    if args.modalities is not None:
+        mods = args.modalities.strip()
+        flags['data']['modalities'] = [] if mods.lower() == 'none' else [m.strip() for m in mods.split(',')
+                                                                         if m.strip()]
+    for key in ('epochs', 'patience', 'seed', 'device'):
+        if getattr(args, key) is not None:
+            flags['train'][key] = getattr(args, key)
+    user_layers.append({k: v for k, v in flags.items() if v})
+    # The packaged tuned settings of an embedded data set go under the user's layers.
+    merged = merge_layers(user_layers)
+    model = (merged.get('model') or {}).get('name') if isinstance(merged.get('model'), dict) else None
+    data = (merged.get('data') or {}).get('name', 'tiktok') if isinstance(merged.get('data'), dict) \
+        else 'tiktok'
+    packaged = packaged_config(data, model) if data in EMBEDDED_DATASETS and model else {}
+    return [packaged] + user_layers
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == 'train':
+        from .training import resolve_config, train_run
+        config = resolve_config(layers=_train_layers(args))
+        train_run(config, args.out, overwrite=args.overwrite, quiet=args.quiet)
+        return 0
+    if args.command == 'evaluate':
+        from .training import evaluate_run
+        print(json.dumps(evaluate_run(args.run_dir, args.split), indent=2))
+        return 0
+    if args.command == 'recommend':
+        from .training import recommend_run
+        rows = recommend_run(args.run_dir, args.k, args.out)
+        print(f'[pyg-diffcl] wrote {rows} recommendations to {args.out}', file=sys.stderr)
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f'{PROG}: warning: {message}\n')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``pyg-diffcl`` console script; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, 'debug', False))
+    if not debug:
+        warnings.showwarning = _one_line_warning
+    from .errors import UserInputError
+    try:
+        return _run(args)
+    except UserInputError as e:
+        if debug:
+            raise
+        msg = ' '.join(str(e).split('\n'))
+        sys.stderr.write(f'{PROG}: error: {msg}\n')
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f'{PROG}: interrupted\n')
+        return 130
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,16 @@
+r"""Data sets: files in MMRec's layout become :class:`torch_geometric.data.HeteroData`."""
+from .io import read_interactions, read_features, find_data_files, InteractionTable, DataFiles
+from .mmrec import MMRecDataset, EMBEDDED_DATASETS, resolve_data_dir
+from .sampler import BPRSampler
+
+__all__ = [
+    'read_interactions',
+    'read_features',
+    'find_data_files',
+    'InteractionTable',
+    'DataFiles',
+    'MMRecDataset',
+    'EMBEDDED_DATASETS',
+    'resolve_data_dir',
+    'BPRSampler',
+]

@@ -1,0 +1,87 @@
+r"""Pairwise (BPR) training batches: one positive interaction and one sampled negative item."""
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class BPRBatch(NamedTuple):
+    """A batch of ``(user, positive item, negative item)`` triples, int64 tensors of equal length."""
+    user: Tensor
+    pos_item: Tensor
+    neg_item: Tensor
+
+    def to(self, device: torch.device | str) -> 'BPRBatch':
+        return BPRBatch(*(t.to(device, non_blocking=True) for t in self))
+
+
+class BPRSampler:
+    r"""Shuffles the training interactions once per epoch and pairs each with a negative item.
+
+    For every training interaction :math:`(u, i)` one negative item :math:`j` is drawn uniformly from
+    :math:`\mathcal{I} \setminus \mathcal{I}_u^{\text{train}}`, the items the user has *not* interacted with
+    in training. Sampling is vectorised rejection sampling: draw uniformly, look the pairs up in the sorted
+    array of training keys :math:`u \cdot |\mathcal{I}| + i` (binary search), redraw only the collisions.
+
+    The sampler is driven by its own :class:`numpy.random.Generator`, so an epoch's batches depend only on the
+    seed and the epoch number (:meth:`epoch` reseeds from both), never on what ran before.
+
+    Args:
+        edge_index (Tensor): Training interactions ``[2, E]`` (user, item).
+        num_items (int): The number of items.
+        batch_size (int): Interactions per batch. (default: :obj:`2048`)
+        seed (int): The seed. (default: :obj:`0`)
+        drop_last (bool): Drop the last incomplete batch. (default: :obj:`False`)
+    """
+    def __init__(self, edge_index: Tensor, num_items: int, batch_size: int = 2048, seed: int = 0,
+                 drop_last: bool = False) -> None:
+        if batch_size <= 0:
+            raise ValueError(f'batch_size must be positive, got {batch_size}')
+        ei = edge_index.cpu().numpy().astype(np.int64)
+        self.user = ei[0]
+        self.item = ei[1]
+        self.num_items = int(num_items)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self._keys = np.unique(self.user * self.num_items + self.item)
+        counts = np.bincount(self.user, minlength=int(self.user.max()) + 1 if self.user.size else 0)
+        full = np.flatnonzero(counts >= self.num_items)
+        if full.size:
+            raise ValueError(f'user {int(full[0])} has interacted with every item in training: no negative '
+                             f'item can be sampled')
+
+    def __len__(self) -> int:
+        n = len(self.user)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def sample_negatives(self, user: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform negatives for ``user``, never one of the user's training items."""
+        neg = rng.integers(0, self.num_items, size=len(user), dtype=np.int64)
+        todo = np.arange(len(user))
+        while todo.size:
+            keys = user[todo] * self.num_items + neg[todo]
+            pos = np.searchsorted(self._keys, keys)
+            pos[pos == len(self._keys)] = 0
+            hit = self._keys[pos] == keys
+            todo = todo[hit]
+            neg[todo] = rng.integers(0, self.num_items, size=todo.size, dtype=np.int64)
+        return neg
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[BPRBatch]:
+        """The batches of one epoch, from batch :obj:`start_batch` on (resuming mid-epoch)."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        perm = rng.permutation(len(self.user))
+        neg = self.sample_negatives(self.user[perm], rng)
+        for b in range(start_batch, len(self)):
+            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = perm[sl]
+            yield BPRBatch(torch.from_numpy(self.user[idx]), torch.from_numpy(self.item[idx]),
+                           torch.from_numpy(neg[sl]))
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(interactions={len(self.user)}, items={self.num_items}, '
+                f'batch_size={self.batch_size}, seed={self.seed})')

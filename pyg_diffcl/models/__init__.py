@@ -1,0 +1,14 @@
+r"""Recommenders composed from :mod:`pyg_diffcl.nn`, and the explicit model registry."""
+from typing import Dict, Type
+
+from .base import Recommender
+from .mf import MF, MFConfig
+from .lightgcn import LightGCN, LightGCNConfig
+
+#: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
+MODELS: Dict[str, Type[Recommender]] = {
+    'mf': MF,
+    'lightgcn': LightGCN,
+}
+
+__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'MODELS']

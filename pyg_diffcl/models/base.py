@@ -1,0 +1,55 @@
+r"""The small contract every recommender of this library fulfils."""
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+from ..datasets.sampler import BPRBatch
+from ..ops import BipartiteAdj
+
+
+class Recommender(torch.nn.Module):
+    r"""Base class of the recommenders: users and items are numbered separately (no offsets).
+
+    A subclass implements :meth:`get_embedding` and :meth:`loss`; the trainer and the evaluator use only
+    this contract, so they know nothing model-specific.
+
+    * :meth:`get_embedding` -- final user and item representations for a training graph.
+    * :meth:`loss` -- the training loss of one :class:`~pyg_diffcl.datasets.sampler.BPRBatch`.
+    * :meth:`score` -- scores of every item for a block of users, from :meth:`get_embedding`'s output.
+    * :meth:`pre_epoch` -- a hook called before every epoch (per-epoch resampling; no-op by default).
+    * :meth:`from_config` -- build from a typed config dataclass and the data set's sizes and features.
+    """
+    #: The dataclass of this model's hyper-parameters (set by subclasses).
+    config_cls: Any = None
+
+    def __init__(self, num_users: int, num_items: int) -> None:
+        super().__init__()
+        if num_users <= 0 or num_items <= 0:
+            raise ValueError(f'need at least one user and one item, got {num_users} and {num_items}')
+        self.num_users = int(num_users)
+        self.num_items = int(num_items)
+
+    @classmethod
+    def from_config(cls, config: Any, num_users: int, num_items: int,
+                    features: Dict[str, Tensor]) -> 'Recommender':
+        raise NotImplementedError
+
+    def pre_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based)."""
+
+    def get_embedding(self, adj: BipartiteAdj) -> Tuple[Tensor, Tensor]:
+        """``(user [num_users, d], item [num_items, d])`` final representations."""
+        raise NotImplementedError
+
+    def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
+        """The scalar training loss of one batch."""
+        raise NotImplementedError
+
+    def score(self, embedding: Tuple[Tensor, Tensor], users: Tensor) -> Tensor:
+        r"""Scores :math:`\hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i` of every item for :obj:`users`:
+        ``[len(users), num_items]``."""
+        user_emb, item_emb = embedding
+        return user_emb[users] @ item_emb.t()

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch
+from torch import Tensor
+
+from ..datasets.sampler import BPRBatch
+from ..nn import BPRLoss
+from ..ops import BipartiteAdj
+from .base import Recommender
+
+
+@dataclass
+class MFConfig:
+    """Hyper-parameters of :class:`MF`."""
+    embedding_dim: int = 64
+    reg_weight: float = 1e-4
+
+
+class MF(Recommender):
+    r"""Matrix factorisation trained with BPR, from the `"BPR: Bayesian Personalized Ranking from Implicit
+    Feedback" <https://arxiv.org/abs/1205.2618>`_ paper: :math:`\hat{y}_{ui} = \mathbf{e}_u^\top
+    \mathbf{e}_i`, loss :class:`~pyg_diffcl.nn.BPRLoss`. The graph is not used.
+
+    Args:
+        num_users (int): The number of users.
+        num_items (int): The number of items.
+        embedding_dim (int, optional): :math:`d`. (default: :obj:`64`)
+        reg_weight (float, optional): :math:`\lambda` of :class:`~pyg_diffcl.nn.BPRLoss`.
+            (default: :obj:`1e-4`)
+    """
+    config_cls = MFConfig
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64,
+                 reg_weight: float = 1e-4) -> None:
+        super().__init__(num_users, num_items)
+        self.embedding_dim = embedding_dim
+        self.user_emb = torch.nn.Embedding(num_users, embedding_dim)
+        self.item_emb = torch.nn.Embedding(num_items, embedding_dim)
+        self.criterion = BPRLoss(reg_weight)
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, config: MFConfig, num_users: int, num_items: int,
+                    features: Dict[str, Tensor]) -> 'MF':
+        return cls(num_users, num_items, config.embedding_dim, config.reg_weight)
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.xavier_uniform_(self.user_emb.weight)
+        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+
+    def get_embedding(self, adj: BipartiteAdj | None = None) -> Tuple[Tensor, Tensor]:
+        return self.user_emb.weight, self.item_emb.weight
+
+    def loss(self, adj: BipartiteAdj | None, batch: BPRBatch) -> Tensor:
+        u = self.user_emb(batch.user)
+        i = self.item_emb(batch.pos_item)
+        j = self.item_emb(batch.neg_item)
+        return self.criterion((u * i).sum(-1), (u * j).sum(-1), (u, i, j))
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '
+                f'embedding_dim={self.embedding_dim}, reg_weight={self.criterion.reg_weight})')

@@ -1,0 +1,3 @@
+from .bipartite_lightgcn_conv import BipartiteLightGCNConv
+
+__all__ = ['BipartiteLightGCNConv']

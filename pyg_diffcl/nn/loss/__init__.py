@@ -1,0 +1,3 @@
+from .bpr import BPRLoss
+
+__all__ = ['BPRLoss']

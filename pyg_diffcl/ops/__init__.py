@@ -1,0 +1,15 @@
+r"""Low-level sparse operations shared by the data sets and the layers: normalisation, the prepared
+bipartite adjacency, and the sparse-times-dense product with its backend dispatch (in one place)."""
+from .norm import bipartite_gcn_norm
+from .adj import Adjacency, BipartiteAdj, available_backends, resolve_backend, BACKENDS
+from .spmm import spmm
+
+__all__ = [
+    'bipartite_gcn_norm',
+    'Adjacency',
+    'BipartiteAdj',
+    'available_backends',
+    'resolve_backend',
+    'BACKENDS',
+    'spmm',
+]

@@ -1,0 +1,270 @@
+r"""Typed run configuration: dataclasses, layered YAML files and ``--set key=value`` overrides.
+
+A run's configuration has four sections::
+
+    model: {name: lightgcn, embedding_dim: 64, num_layers: 2, reg_weight: 1.0e-4}
+    data:  {name: tiktok, modalities: null}
+    train: {epochs: 1000, batch_size: 2048, lr: 0.001, patience: 20, seed: 0, device: cpu, backend: auto}
+    eval:  {ks: [10, 20, 50], metric: recall@20, block_size: 2048, mask_valid_for_test: false}
+
+Layers, each overriding the one before: the dataclass defaults; the packaged
+``pyg_diffcl/configs/<data set>.yaml`` section for the model, when the data set is an embedded one; the
+user's ``--config FILE.yaml``; ``--set section.key=value``; the explicit flags (``--epochs``, ...). Every
+key and value is checked against the dataclass fields: unknown keys and values of the wrong type are a
+:class:`~pyg_diffcl.errors.ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+from ..errors import ConfigError
+from ..evaluation import METRICS
+from ..models import MODELS
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / 'configs'
+
+
+@dataclass
+class DataConfig:
+    #: An embedded data set's name (``tiktok``) or a data set directory.
+    name: str = 'tiktok'
+    #: Modalities to load; :obj:`None`: every ``*_feat.npy``; ``[]``: none.
+    modalities: Optional[List[str]] = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1000
+    batch_size: int = 2048
+    lr: float = 1e-3
+    #: Stop after this many epochs without a better validation metric.
+    patience: int = 20
+    seed: int = 0
+    device: str = 'cpu'
+    #: Sparse backend of the propagation (see :data:`pyg_diffcl.ops.BACKENDS`).
+    backend: str = 'auto'
+
+
+@dataclass
+class EvalConfig:
+    ks: List[int] = field(default_factory=lambda: [10, 20, 50])
+    #: The validation metric that selects the epoch (``recall@20``, ``ndcg@20``, ...).
+    metric: str = 'recall@20'
+    block_size: int = 2048
+    #: Also exclude validation items when ranking for the test split.
+    mask_valid_for_test: bool = False
+
+
+@dataclass
+class RunConfig:
+    model_name: str
+    model: Any
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            'model': {'name': self.model_name, **dataclasses.asdict(self.model)},
+            'data': dataclasses.asdict(self.data),
+            'train': dataclasses.asdict(self.train),
+            'eval': dataclasses.asdict(self.eval),
+        }
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert :obj:`value` to the annotated type :obj:`tp`, or raise :class:`ConfigError`."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin in (list, List):
+        (inner,) = typing.get_args(tp)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and inner is not str:
+            value = [v for v in str(value).split(',') if v != '']
+        elif isinstance(value, str):
+            value = [v for v in value.split(',') if v != '']
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{key}: expected a list, got {value!r}')
+        return [_coerce(v, inner, key) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ('true', 'false', 'yes', 'no', '1', '0'):
+            return value.lower() in ('true', 'yes', '1')
+        raise ConfigError(f'{key}: expected true or false, got {value!r}')
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f'{key}: expected an integer, got {value!r}')
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f'{key}: expected a number, got {value!r}')
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f'{key}: expected a string, got {value!r}')
+    raise TypeError(f'unsupported config field type {tp!r}')  # pragma: no cover - programming error
+
+
+def _build(cls: Any, values: Dict[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key '{section}.{key}' (known: {', '.join(names)})")
+        kwargs[key] = _coerce(value, hints[key], f'{section}.{key}')
+    return cls(**kwargs)
+
+
+def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_layers(layers: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Merge configuration dicts, later layers overriding earlier ones key by key."""
+    merged: Dict[str, Any] = {}
+    for layer in layers:
+        if not isinstance(layer, dict):
+            raise ConfigError(f'a configuration layer must be a mapping, got {layer!r}')
+        merged = _merge(merged, layer)
+    return merged
+
+
+def load_yaml(path: str | Path) -> Dict[str, Any]:
+    """Read a configuration file (a mapping of sections), or raise :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f'--config {path}: cannot read ({e.strerror})') from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        line = f':{mark.line + 1}' if mark is not None else ''
+        raise ConfigError(f'{path}{line}: not valid YAML ({getattr(e, "problem", e)})') from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{path}: expected a mapping of sections (model, data, train, eval)')
+    return raw
+
+
+def parse_set(items: Sequence[str]) -> Dict[str, Any]:
+    """``['train.lr=0.01', 'model.num_layers=3']`` -> nested dict (values parsed as YAML scalars)."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        if '=' not in item:
+            raise ConfigError(f'--set {item}: expected section.key=value')
+        key, value = item.split('=', 1)
+        parts = key.strip().split('.')
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f'--set {item}: the key must be section.key (sections: model, data, train, '
+                              f'eval)')
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        out.setdefault(parts[0], {})[parts[1]] = parsed
+    return out
+
+
+def packaged_config(dataset: str, model: str) -> Dict[str, Any]:
+    """The packaged tuned settings for an embedded data set and a model (``{}`` if none)."""
+    path = CONFIG_DIR / f'{dataset}.yaml'
+    if not path.is_file():
+        return {}
+    return load_yaml(path).get(model, {}) or {}
+
+
+def resolve_config(model: Optional[str] = None, layers: Sequence[Dict[str, Any]] = ()) -> RunConfig:
+    """Merge configuration layers (dicts with sections) over the defaults into a checked :class:`RunConfig`.
+
+    The model name comes from the last layer that sets ``model.name``, else from :obj:`model`.
+    """
+    merged = merge_layers(layers)
+    for section in merged:
+        if section not in ('model', 'data', 'train', 'eval'):
+            raise ConfigError(f"unknown config section '{section}' (known: model, data, train, eval)")
+        if not isinstance(merged[section], dict):
+            raise ConfigError(f"config section '{section}' must be a mapping, got {merged[section]!r}")
+    model_values = dict(merged.get('model', {}))
+    name = model_values.pop('name', None) or model
+    if name is None:
+        raise ConfigError('no model given (--model or model.name)')
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r} (available: {', '.join(sorted(MODELS))})")
+    cfg = RunConfig(
+        model_name=name,
+        model=_build(MODELS[name].config_cls, model_values, 'model'),
+        data=_build(DataConfig, merged.get('data', {}), 'data'),
+        train=_build(TrainConfig, merged.get('train', {}), 'train'),
+        eval=_build(EvalConfig, merged.get('eval', {}), 'eval'),
+    )
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Range checks that the types alone do not express."""
+    t, e = cfg.train, cfg.eval
+    for key, value in (('train.epochs', t.epochs), ('train.batch_size', t.batch_size),
+                       ('eval.block_size', e.block_size)):
+        if value <= 0:
+            raise ConfigError(f'{key}: must be positive, got {value}')
+    if t.patience < 0:
+        raise ConfigError(f'train.patience: must be non-negative, got {t.patience}')
+    if not t.lr > 0:
+        raise ConfigError(f'train.lr: must be positive, got {t.lr}')
+    if not e.ks or any(k <= 0 for k in e.ks):
+        raise ConfigError(f'eval.ks: must be positive integers, got {e.ks}')
+    name, _, k = e.metric.partition('@')
+    if name not in METRICS or not k.isdigit() or int(k) not in e.ks:
+        raise ConfigError(f"eval.metric: {e.metric!r} is not one of the computed metrics "
+                          f"({', '.join(METRICS)} at eval.ks={e.ks}, for example 'recall@20')")
+    for key in ('embedding_dim', 'num_layers'):
+        value = getattr(cfg.model, key, None)
+        if value is not None and value < (1 if key == 'embedding_dim' else 0):
+            raise ConfigError(f'model.{key}: must be {"positive" if key == "embedding_dim" else "non-negative"}'
+                              f', got {value}')
+    if getattr(cfg.model, 'reg_weight', 0.0) < 0:
+        raise ConfigError(f'model.reg_weight: must be non-negative, got {cfg.model.reg_weight}')
+    if t.device.split(':')[0] not in ('cpu', 'cuda'):
+        raise ConfigError(f"train.device: expected cpu or cuda, got {t.device!r}")
+    from ..ops import BACKENDS
+    if t.backend not in ('auto',) + BACKENDS:
+        raise ConfigError(f"train.backend: expected auto or one of {', '.join(BACKENDS)}, got {t.backend!r}")
+
+
+def from_dict(raw: Dict[str, Any]) -> RunConfig:
+    """Rebuild a :class:`RunConfig` from :meth:`RunConfig.to_dict`'s output (a run's ``config.yaml``)."""
+    return resolve_config(layers=[raw])

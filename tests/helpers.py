@@ -1,0 +1,47 @@
+"""Helpers shared by the tests: a small random data set in MMRec's layout, and the CLI in a subprocess."""
+import os
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def write_dataset(root: Path, num_users: int = 30, num_items: int = 25, per_user: int = 6,
+                  modalities: Optional[Dict[str, int]] = None, seed: int = 0, extra_columns: bool = False,
+                  feat_dtype=np.float16) -> Path:
+    """A small random data set in MMRec's layout: every user has >= 3 training items, one validation
+    item for even users and one test item for every user; every item exists (ids 0..num_items-1)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for u in range(num_users):
+        items = rng.choice(num_items, size=per_user, replace=False)
+        labels = [0] * (per_user - 2) + [1 if u % 2 == 0 else 0, 2]
+        rows += [(u, int(i), x) for i, x in zip(items, labels)]
+    present = {i for _, i, _ in rows}
+    for i in range(num_items):  # make sure the largest id occurs, so num_items is as asked
+        if i not in present:
+            rows.append((i % num_users, i, 0))
+    seen = set()
+    uniq = [(u, i, x) for u, i, x in rows if not ((u, i) in seen or seen.add((u, i)))]
+    header = 'userID\titemID\tx_label' + ('\trating\ttimestamp' if extra_columns else '')
+    lines = [header]
+    for n, (u, i, x) in enumerate(uniq):
+        line = f'{u}\t{i}\t{x}'
+        if extra_columns:
+            line += f'\t{1 + n % 5}.0\t{1_600_000_000 + n}'
+        lines.append(line)
+    (root / 'toy.inter').write_text('\n'.join(lines) + '\n')
+    for name, dim in (modalities if modalities is not None else {'image': 8, 'text': 5}).items():
+        np.save(root / f'{name}_feat.npy', rng.normal(size=(num_items, dim)).astype(feat_dtype))
+    return root
+
+
+def run_cli(*args: str, cwd: Optional[Path] = None, env: Optional[dict] = None, timeout: int = 600):
+    """Run ``python -m pyg_diffcl ARGS`` in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, '-m', 'pyg_diffcl', *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout)

@@ -1,0 +1,158 @@
+"""End-to-end: the CLI contract (train / evaluate / recommend), through real subprocesses."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import run_cli, write_dataset
+
+METRIC_KEYS = {f'{n}@{k}' for n in ('recall', 'ndcg', 'precision', 'map', 'hitrate') for k in (10, 20, 50)}
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp('cli')
+    data = write_dataset(base / 'toy', num_users=40, num_items=60, per_user=8, modalities={'img': 6, 'snd': 3})
+    run = base / 'run'
+    res = run_cli('train', '--model', 'lightgcn', '--data', str(data), '--epochs', '4', '--patience', '10',
+                  '--seed', '3', '--set', 'train.batch_size=64', '--out', str(run), '--quiet')
+    assert res.returncode == 0, res.stderr
+    return data, run
+
+
+def test_run_directory_contract(trained):
+    data, run = trained
+    for name in ('metrics.json', 'config.yaml', 'log.csv', 'best.pt', 'curves.png'):
+        assert (run / name).is_file(), name
+    m = json.loads((run / 'metrics.json').read_text())
+    assert m['model'] == 'lightgcn' and m['dataset'] == 'toy' and m['seed'] == 3
+    assert m['selection'] == 'valid' and m['epochs_run'] == 4 and 1 <= m['best_epoch'] <= 4
+    assert m['seconds_per_epoch'] > 0 and m['peak_rss_mib'] > 0
+    assert set(m['valid']) == METRIC_KEYS and set(m['test']) == METRIC_KEYS
+    d = m['data']
+    assert d['users'] == 40 and d['items'] == 60 and d['modalities'] == {'img': 6, 'snd': 3}
+    assert set(d['sha256']) == {'toy.inter', 'img_feat.npy', 'snd_feat.npy'}
+    rows = list(csv.DictReader(open(run / 'log.csv')))
+    assert [int(r['epoch']) for r in rows] == [1, 2, 3, 4]
+    best = max(rows, key=lambda r: float(r['valid_recall@20']))
+    assert int(best['epoch']) == m['best_epoch']  # selected on validation
+    assert float(best['valid_recall@20']) == pytest.approx(m['valid']['recall@20'], abs=1e-6)
+    ckpt = torch.load(run / 'best.pt', weights_only=True)
+    assert ckpt['epoch'] == m['best_epoch']
+
+
+def test_evaluate_reproduces_metrics(trained):
+    _, run = trained
+    m = json.loads((run / 'metrics.json').read_text())
+    for split in ('valid', 'test'):
+        res = run_cli('evaluate', str(run), '--split', split)
+        assert res.returncode == 0, res.stderr
+        got = json.loads(res.stdout)
+        assert got == pytest.approx(m[split], abs=1e-6)
+
+
+def test_recommend_recall_equals_metrics(trained, tmp_path):
+    data, run = trained
+    out = tmp_path / 'recs.tsv'
+    res = run_cli('recommend', str(run), '--k', '20', '--out', str(out))
+    assert res.returncode == 0, res.stderr
+    lines = out.read_text().strip().split('\n')
+    assert lines[0] == 'userID\titemID\trank'
+    recs = {}
+    for line in lines[1:]:
+        u, i, r = map(int, line.split('\t'))
+        recs.setdefault(u, []).append((r, i))
+    inter = [tuple(map(int, l.split('\t'))) for l in (data / 'toy.inter').read_text().split('\n')[1:] if l]
+    train = {(u, i) for u, i, x in inter if x == 0}
+    test = {}
+    for u, i, x in inter:
+        if x == 2:
+            test.setdefault(u, set()).add(i)
+    assert len(recs) == 40 and all([r for r, _ in v] == list(range(1, 21)) for v in recs.values())
+    assert not any((u, i) in train for u, v in recs.items() for _, i in v)
+    recall = np.mean([len({i for _, i in recs[u]} & t) / len(t) for u, t in test.items()])
+    m = json.loads((run / 'metrics.json').read_text())
+    assert recall == pytest.approx(m['test']['recall@20'], abs=1e-6)
+
+
+def test_same_seed_same_metrics(trained, tmp_path):
+    data, run = trained
+    res = run_cli('train', '--model', 'lightgcn', '--data', str(data), '--epochs', '4', '--patience', '10',
+                  '--seed', '3', '--set', 'train.batch_size=64', '--out', str(tmp_path / 'again'), '--quiet')
+    assert res.returncode == 0, res.stderr
+    a = json.loads((run / 'metrics.json').read_text())
+    b = json.loads((tmp_path / 'again' / 'metrics.json').read_text())
+    assert a['valid'] == b['valid'] and a['test'] == b['test'] and a['best_epoch'] == b['best_epoch']
+
+
+def test_refuses_to_overwrite_completed_run(trained):
+    data, run = trained
+    res = run_cli('train', '--model', 'mf', '--data', str(data), '--epochs', '1', '--out', str(run), '--quiet')
+    assert res.returncode == 2 and 'completed run' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_mf_without_modalities(tmp_path):
+    data = write_dataset(tmp_path / 'plain', modalities={})
+    res = run_cli('train', '--model', 'mf', '--data', str(data), '--epochs', '2', '--modalities', 'none',
+                  '--out', str(tmp_path / 'r'), '--quiet')
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / 'r' / 'metrics.json').read_text())
+    assert m['model'] == 'mf' and m['data']['modalities'] == {}
+
+
+def bad_dataset(tmp_path, inter=None, feat=None):
+    d = write_dataset(tmp_path / 'bad', num_users=10, num_items=12, modalities={'img': 4})
+    if inter is not None:
+        (d / 'toy.inter').write_text(inter)
+    if feat is not None:
+        np.save(d / 'img_feat.npy', feat)
+    return d
+
+
+@pytest.mark.parametrize('case,args,expect', [
+    ('missing column', dict(inter='userID\titemID\n0\t1\n'), "toy.inter:1: missing column 'x_label'"),
+    ('bad id', dict(inter='userID\titemID\tx_label\n0\t1\t0\n0\tx1\t1\n'), "toy.inter:3: column 'itemID'"),
+    ('bad label', dict(inter='userID\titemID\tx_label\n0\t1\t0\n0\t2\t7\n'), "toy.inter:3: column 'x_label'"),
+    ('nan feature', dict(feat=np.full((12, 4), np.nan, np.float32)), 'img_feat.npy: non-finite feature at row 0'),
+    ('feature rows', dict(feat=np.zeros((5, 4), np.float32)), 'img_feat.npy: has 5 rows'),
+])
+def test_bad_data_exits_2_with_one_line(tmp_path, case, args, expect):
+    d = bad_dataset(tmp_path, **args)
+    res = run_cli('train', '--model', 'lightgcn', '--data', str(d), '--epochs', '1', '--out',
+                  str(tmp_path / 'r'))
+    assert res.returncode == 2, (case, res.stderr)
+    errors = [l for l in res.stderr.strip().split('\n') if 'error' in l]
+    assert len(errors) == 1 and expect in errors[0], res.stderr
+    assert 'Traceback' not in res.stderr
+    assert not (tmp_path / 'r' / 'metrics.json').exists()
+
+
+@pytest.mark.parametrize('args,expect', [
+    (['--set', 'train.lr=abc'], 'train.lr: expected a number'),
+    (['--set', 'train.lrr=0.1'], "unknown config key 'train.lrr'"),
+    (['--set', 'model.num_layers=two'], 'model.num_layers: expected an integer'),
+    (['--epochs', '-1'], 'train.epochs: must be positive'),
+    (['--modalities', 'sound'], "unknown modality 'sound'"),
+    (['--set', 'eval.metric=recall@7'], 'eval.metric'),
+    (['--device', 'tpu'], 'train.device'),
+])
+def test_bad_options_exit_2(toy_data, tmp_path, args, expect):
+    res = run_cli('train', '--model', 'lightgcn', '--data', str(toy_data), '--out', str(tmp_path / 'r'), *args)
+    assert res.returncode == 2 and expect in res.stderr, res.stderr
+    assert len(res.stderr.strip().split('\n')) == 1
+
+
+def test_unknown_model_and_missing_run(tmp_path):
+    res = run_cli('train', '--model', 'nope', '--out', str(tmp_path / 'r'))
+    assert res.returncode == 2 and "invalid choice: 'nope'" in res.stderr
+    assert len(res.stderr.strip().split('\n')) == 1
+    res = run_cli('evaluate', str(tmp_path / 'missing'))
+    assert res.returncode == 2 and 'not a run directory' in res.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the no-CUDA message')
+def test_cuda_without_cuda(toy_data, tmp_path):
+    res = run_cli('train', '--model', 'mf', '--data', str(toy_data), '--device', 'cuda', '--out', str(tmp_path / 'r'))
+    assert res.returncode == 2 and 'CUDA is not available' in res.stderr

@@ -1,0 +1,60 @@
+"""The install contract: pyproject.toml, environment.yml, the installer and the README agree."""
+import re
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def split_req(req: str):
+    m = re.match(r'^\s*([A-Za-z0-9_.\-]+)\s*(.*)$', req)
+    return m.group(1).lower().replace('_', '-'), m.group(2).replace(' ', '')
+
+
+def pyproject():
+    return tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+
+
+def test_environment_yml_names_the_same_dependencies_and_pins():
+    proj = pyproject()
+    core = dict(split_req(r) for r in proj['dependencies'])
+    test_extra = dict(split_req(r) for r in proj['optional-dependencies']['test'])
+    sparse = dict(split_req(r) for r in proj['optional-dependencies']['sparse'])
+    env_text = (ROOT / 'environment.yml').read_text()
+    env = yaml.safe_load(env_text)
+    pip_section = next(d['pip'] for d in env['dependencies'] if isinstance(d, dict))
+    env_pip = dict(split_req(r) for r in pip_section)
+    assert set(env_pip) == set(core) | set(test_extra)
+    for name, spec in {**core, **test_extra}.items():
+        if name == 'torch':
+            continue
+        assert env_pip[name] == spec, name
+    # torch: pyproject accepts a range (so CUDA builds are not replaced); the conda file and the installer
+    # pin the same version, which the range admits.
+    installer = (ROOT / 'tools' / 'setup_env.sh').read_text()
+    pin = re.search(r'TORCH_SPEC:-torch==([0-9.]+)', installer).group(1)
+    assert env_pip['torch'] == f'=={pin}'
+    low = core['torch'].removeprefix('>=')
+    assert tuple(map(int, pin.split('.'))) >= tuple(map(int, low.split('.')))
+    # The compiled extras: the same pins in the conda file's post-install line and in the installer.
+    post = re.search(r'post-install: pip install --no-build-isolation (.+)', env_text).group(1).split()
+    assert dict(split_req(r) for r in post) == sparse
+    for name, spec in sparse.items():
+        assert f'{name}{spec}' in installer
+
+
+def test_readme_commands_exist_and_ci_runs_the_test_command():
+    readme = (ROOT / 'README.md').read_text()
+    makefile = (ROOT / 'Makefile').read_text()
+    assert 'make demo' in readme and 'make test' in readme
+    assert re.search(r'^demo:', makefile, re.M) and re.search(r'^test:', makefile, re.M)
+    assert 'make test' in (ROOT / '.ci' / 'run').read_text()
+
+
+def test_console_script_declared():
+    assert pyproject()['scripts']['pyg-diffcl'] == 'pyg_diffcl.cli:main'

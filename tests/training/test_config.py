@@ -1,0 +1,46 @@
+import pytest
+
+from pyg_diffcl.errors import ConfigError
+from pyg_diffcl.models import LightGCNConfig
+from pyg_diffcl.training.config import load_yaml, parse_set, resolve_config
+
+
+def test_defaults_and_layer_order(tmp_path):
+    cfg = resolve_config('lightgcn')
+    assert cfg.model == LightGCNConfig() and cfg.train.batch_size == 2048 and cfg.train.patience == 20
+    f = tmp_path / 'c.yaml'
+    f.write_text('model: {num_layers: 3, reg_weight: 1e-3}\ntrain: {lr: 0.01}\n')
+    cfg = resolve_config('lightgcn', [load_yaml(f), parse_set(['train.lr=0.05', 'eval.ks=5,20'])])
+    assert cfg.model.num_layers == 3 and cfg.model.reg_weight == pytest.approx(1e-3)  # YAML '1e-3' string
+    assert cfg.train.lr == pytest.approx(0.05) and cfg.eval.ks == [5, 20]
+
+
+def test_round_trip():
+    cfg = resolve_config('mf', [parse_set(['model.embedding_dim=16', 'data.modalities=[]'])])
+    again = resolve_config(layers=[cfg.to_dict()])
+    assert again == cfg and again.data.modalities == []
+
+
+@pytest.mark.parametrize('items,expect', [
+    (['model.embedding_dim=1.5'], 'model.embedding_dim: expected an integer'),
+    (['train.patience=-1'], 'train.patience: must be non-negative'),
+    (['eval.mask_valid_for_test=maybe'], 'expected true or false'),
+    (['other.x=1'], "unknown config section 'other'"),
+    (['lr=1'], 'the key must be section.key'),
+    (['train.lr'], 'expected section.key=value'),
+    (['train.backend=fast'], 'train.backend'),
+    (['model.name=bert'], "unknown model 'bert'"),
+])
+def test_bad_values(items, expect):
+    with pytest.raises(ConfigError, match=expect.replace('(', r'\(').replace(')', r'\)')):
+        resolve_config('lightgcn', [parse_set(items)])
+
+
+def test_bad_yaml_file(tmp_path):
+    f = tmp_path / 'c.yaml'
+    f.write_text('model: [unclosed\n')
+    with pytest.raises(ConfigError, match='c.yaml:.*not valid YAML'):
+        load_yaml(f)
+    f.write_text('- 1\n- 2\n')
+    with pytest.raises(ConfigError, match='mapping of sections'):
+        load_yaml(f)
