@@ -1,5 +1,6 @@
-r"""Reusable layers: propagation, losses (each usable alone in any PyG recommender)."""
+r"""Reusable layers: propagation, losses, the k-NN graph (each usable alone in any PyG recommender)."""
 from .conv import BipartiteLightGCNConv
 from .loss import BPRLoss
+from ..ops.knn import knn_graph
 
-__all__ = ['BipartiteLightGCNConv', 'BPRLoss']
+__all__ = ['BipartiteLightGCNConv', 'BPRLoss', 'knn_graph']

@@ -3,6 +3,7 @@ bipartite adjacency, and the sparse-times-dense product with its backend dispatc
 from .norm import bipartite_gcn_norm
 from .adj import Adjacency, BipartiteAdj, available_backends, resolve_backend, BACKENDS
 from .spmm import spmm
+from .knn import knn_graph
 
 __all__ = [
     'bipartite_gcn_norm',
@@ -12,4 +13,5 @@ __all__ = [
     'resolve_backend',
     'BACKENDS',
     'spmm',
+    'knn_graph',
 ]
