@@ -1,6 +1,20 @@
-r"""Reusable layers: propagation, losses, the k-NN graph (each usable alone in any PyG recommender)."""
+r"""Reusable layers: propagation, the k-NN graph, diffusion, fusion and losses (each usable alone in any PyG
+recommender)."""
 from .conv import BipartiteLightGCNConv
-from .loss import BPRLoss
+from .loss import BPRLoss, InfoNCE, IDGuidedAlignment
+from .diffusion import GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding
+from .fusion import ModalityFusion
 from ..ops.knn import knn_graph
 
-__all__ = ['BipartiteLightGCNConv', 'BPRLoss', 'knn_graph']
+__all__ = [
+    'BipartiteLightGCNConv',
+    'BPRLoss',
+    'InfoNCE',
+    'IDGuidedAlignment',
+    'GaussianDiffusion',
+    'DenoisingMLP',
+    'DiffusionViewGenerator',
+    'timestep_embedding',
+    'ModalityFusion',
+    'knn_graph',
+]

@@ -1,3 +1,5 @@
 from .bpr import BPRLoss
+from .info_nce import InfoNCE
+from .alignment import IDGuidedAlignment
 
-__all__ = ['BPRLoss']
+__all__ = ['BPRLoss', 'InfoNCE', 'IDGuidedAlignment']

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .denoiser import DenoisingMLP
+from .gaussian_diffusion import GaussianDiffusion
+
+
+class DiffusionViewGenerator(torch.nn.Module):
+    r"""Diffusion-generated contrastive views of an embedding matrix (DiffCL Eq. 6-12).
+
+    A view of :math:`\mathbf{X}_0` (one row per node) is the forward corruption to step :math:`T_s` followed
+    by :math:`T_s` learned reverse steps:
+
+    .. math::
+        \mathbf{X}_{T_s} = \sqrt{\bar{\gamma}_{T_s}}\,\mathbf{X}_0 + \sqrt{1-\bar{\gamma}_{T_s}}\,
+        \boldsymbol{\varepsilon}, \qquad \mathbf{X}^{\text{view}} = p_\theta^{(1)} \circ \cdots \circ
+        p_\theta^{(T_s)}(\mathbf{X}_{T_s}),
+
+    and two calls with independent :math:`\boldsymbol{\varepsilon}` give the two views of Eq. 13-16. The
+    paper leaves open what is made switchable here (defaults from DiffRec / DiffMM):
+
+    * what the denoiser predicts: :math:`\mathbf{x}_0` (:obj:`predict='x0'`, "predicting the original state")
+      or the noise (``'eps'``);
+    * its training loss (:meth:`loss`): :math:`\|f_\theta(\mathbf{x}_t, t) - \mathrm{sg}(\mathbf{x}_0)\|^2`
+      averaged over rows and dimensions, with :math:`t \sim \mathcal{U}\{1..T\}` (uniform weighting; the
+      target is detached so that this loss trains the denoiser only);
+    * :math:`T` and the number of reverse steps :math:`T_s` (:obj:`view_steps`, default :math:`T`);
+    * whether gradients flow through the views back into :math:`\mathbf{X}_0` (:obj:`detach_views=False`,
+      the default: otherwise the contrastive loss could not reach the encoders, since views are not used at
+      inference).
+
+    Args:
+        dim (int): Embedding size.
+        diffusion (GaussianDiffusion, optional): The process. (default: :obj:`GaussianDiffusion()`)
+        hidden (Sequence[int], optional): Denoiser hidden sizes. (default: :obj:`(256,)`)
+        dropout (float, optional): Denoiser input dropout. (default: :obj:`0.5`)
+        predict (str, optional): ``'x0'`` or ``'eps'``. (default: :obj:`'x0'`)
+        view_steps (int, optional): :math:`T_s`; :obj:`None` means :math:`T`. (default: :obj:`None`)
+        detach_views (bool, optional): Stop gradients from the views into :math:`\mathbf{X}_0`.
+            (default: :obj:`False`)
+        sampling_noise (bool, optional): Add the posterior noise in reverse steps. (default: :obj:`False`)
+    """
+    def __init__(self, dim: int, diffusion: Optional[GaussianDiffusion] = None, hidden: Sequence[int] = (256,),
+                 dropout: float = 0.5, predict: str = 'x0', view_steps: Optional[int] = None,
+                 detach_views: bool = False, sampling_noise: bool = False) -> None:
+        super().__init__()
+        if predict not in ('x0', 'eps'):
+            raise ValueError(f"predict must be 'x0' or 'eps', got {predict!r}")
+        self.diffusion = diffusion if diffusion is not None else GaussianDiffusion()
+        T = self.diffusion.num_steps
+        self.view_steps = T if view_steps is None else int(view_steps)
+        if not 1 <= self.view_steps <= T:
+            raise ValueError(f'view_steps must be in 1..{T}, got {self.view_steps}')
+        self.denoiser = DenoisingMLP(dim, hidden, dropout=dropout)
+        self.predict, self.detach_views, self.sampling_noise = predict, detach_views, sampling_noise
+
+    def reset_parameters(self) -> None:
+        self.denoiser.reset_parameters()
+
+    def forward(self, x0: Tensor) -> Tensor:
+        """One view of :obj:`x0` ``[N, d]``."""
+        if self.detach_views:
+            x0 = x0.detach()
+        t = torch.full((x0.size(0),), self.view_steps, device=x0.device, dtype=torch.long)
+        x_t = self.diffusion.q_sample(x0, t)
+        return self.diffusion.p_sample_loop(self.denoiser, x_t, self.view_steps, self.predict,
+                                            self.sampling_noise)
+
+    def loss(self, x0: Tensor) -> Tensor:
+        r"""The denoiser's training loss on :obj:`x0` (detached), one uniformly drawn step per row."""
+        x0 = x0.detach()
+        t = self.diffusion.sample_steps(x0.size(0), x0.device)
+        noise = torch.randn_like(x0)
+        out = self.denoiser(self.diffusion.q_sample(x0, t, noise), t)
+        target = x0 if self.predict == 'x0' else noise
+        return (out - target).pow(2).mean()
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.denoiser.dim}, {self.diffusion}, predict={self.predict!r}, '
+                f'view_steps={self.view_steps}, detach_views={self.detach_views})')

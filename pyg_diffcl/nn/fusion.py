@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+class ModalityFusion(torch.nn.Module):
+    r"""Learnable fusion of :math:`M` modality embedding matrices (DiffCL Eq. 24, generalised):
+
+    * :math:`M = 1`: the single matrix, unchanged (no parameter);
+    * :math:`M = 2`: :math:`\mathbf{E} = \mu\,\mathbf{E}_1 + (1 - \mu)\,\mathbf{E}_2` with one trainable
+      scalar :math:`\mu` initialised at 0.5, unconstrained, exactly as Eq. 24 prints it;
+    * :math:`M > 2`: :math:`\mathbf{E} = \sum_m w_m \mathbf{E}_m`, :math:`\mathbf{w} =
+      \mathrm{softmax}(\boldsymbol{\theta})`, weights on the simplex, equal (:math:`1/M`) at the start.
+
+    Args:
+        num_modalities (int): :math:`M \geq 1`.
+        init (float, optional): Initial :math:`\mu` for :math:`M = 2`. (default: :obj:`0.5`)
+    """
+    def __init__(self, num_modalities: int, init: float = 0.5) -> None:
+        super().__init__()
+        if num_modalities < 1:
+            raise ValueError(f'need at least one modality, got {num_modalities}')
+        self.num_modalities, self.init = num_modalities, init
+        if num_modalities == 2:
+            self.mu = torch.nn.Parameter(torch.tensor(float(init)))
+        elif num_modalities > 2:
+            self.logits = torch.nn.Parameter(torch.zeros(num_modalities))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.num_modalities == 2:
+            with torch.no_grad():
+                self.mu.fill_(self.init)
+        elif self.num_modalities > 2:
+            torch.nn.init.zeros_(self.logits)
+
+    def weights(self) -> Tensor:
+        """The current weights :math:`(w_1, ..., w_M)`."""
+        if self.num_modalities == 1:
+            return torch.ones(1)
+        if self.num_modalities == 2:
+            return torch.stack([self.mu, 1 - self.mu])
+        return torch.softmax(self.logits, 0)
+
+    def forward(self, xs: Sequence[Tensor]) -> Tensor:
+        if len(xs) != self.num_modalities:
+            raise ValueError(f'expected {self.num_modalities} modality matrices, got {len(xs)}')
+        if self.num_modalities == 1:
+            return xs[0]
+        w = self.weights()
+        out = w[0] * xs[0]
+        for k in range(1, len(xs)):
+            out = out + w[k] * xs[k]
+        return out
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(num_modalities={self.num_modalities})'
