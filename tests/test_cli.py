@@ -156,3 +156,30 @@ def test_unknown_model_and_missing_run(tmp_path):
 def test_cuda_without_cuda(toy_data, tmp_path):
     res = run_cli('train', '--model', 'mf', '--data', str(toy_data), '--device', 'cuda', '--out', str(tmp_path / 'r'))
     assert res.returncode == 2 and 'CUDA is not available' in res.stderr
+
+
+def test_diffcl_end_to_end_with_a_preset(tmp_path):
+    data = write_dataset(tmp_path / 'mm', num_users=30, num_items=40, per_user=7, modalities={'v': 6, 't': 5})
+    run = tmp_path / 'run'
+    res = run_cli('train', '--model', 'diffcl', '--config', 'diffcl-video', '--data', str(data), '--epochs', '2',
+                  '--set', 'model.embedding_dim=8', '--set', 'model.denoiser_hidden=[8]', '--out', str(run),
+                  '--quiet')
+    assert res.returncode == 0, res.stderr
+    m = json.loads((run / 'metrics.json').read_text())
+    assert m['model'] == 'diffcl' and m['epochs_run'] == 2 and set(m['test']) == METRIC_KEYS
+    import yaml
+    cfg = yaml.safe_load((run / 'config.yaml').read_text())
+    assert cfg['model']['cl_weight'] == 0.01 and cfg['model']['align_weight'] == 1.0  # the video preset
+    res = run_cli('evaluate', str(run))
+    assert json.loads(res.stdout) == pytest.approx(m['test'], abs=1e-6)
+
+
+def test_diffcl_needs_features_and_checks_values(tmp_path):
+    data = write_dataset(tmp_path / 'plain', modalities={})
+    res = run_cli('train', '--model', 'diffcl', '--data', str(data), '--out', str(tmp_path / 'r'))
+    assert res.returncode == 2 and 'DiffCL needs item features' in res.stderr
+    data = write_dataset(tmp_path / 'mm', modalities={'v': 3})
+    res = run_cli('train', '--model', 'diffcl', '--data', str(data), '--set', 'model.predict=noise',
+                  '--out', str(tmp_path / 'r2'))
+    assert res.returncode == 2 and "predict must be 'x0' or 'eps'" in res.stderr
+    assert len(res.stderr.strip().split('\n')) == 1

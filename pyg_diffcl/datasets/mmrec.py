@@ -6,7 +6,7 @@ import json
 import os
 import os.path as osp
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from torch_geometric.data import HeteroData, InMemoryDataset
 from torch_geometric.transforms import ToUndirected
 
 from ..errors import DataError
+from ..ops.item_graph import item_knn_graph
 from .io import SPLITS, find_data_files, read_features, read_interactions, sha256_file
 
 #: Data sets shipped inside the package, usable by name (``--data tiktok``).
@@ -199,6 +200,26 @@ class MMRecDataset(InMemoryDataset):
         """``{modality: [num_items, dim] float32}`` of the loaded modalities."""
         item = self[0]['item']
         return {m: item[modality_key(m)] for m in self.modalities}
+
+    def item_graph(self, modality: str, k: int = 10, loop: bool = True) -> Tuple[Tensor, Tensor]:
+        r"""The normalised top-:obj:`k` cosine item-item graph of one modality
+        (:func:`~pyg_diffcl.ops.item_knn_graph`), computed once and cached in the processed directory under a
+        name holding :obj:`k`, :obj:`loop` and a hash of the feature values, so that changed features never
+        get a stale graph."""
+        if modality not in self.modalities:
+            raise DataError(f"no modality {modality!r} loaded (loaded: {', '.join(self.modalities) or 'none'})",
+                            self.data_dir)
+        x = self.features()[modality]
+        digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()[:16]
+        path = Path(self.processed_dir) / f'item_knn_{modality}_k{k}_loop{int(loop)}_{digest}.pt'
+        if path.is_file():
+            cached = torch.load(path, weights_only=True)
+            return cached['edge_index'], cached['edge_weight']
+        edge_index, edge_weight = item_knn_graph(x, k, loop)
+        tmp = path.with_suffix('.tmp')
+        torch.save({'edge_index': edge_index, 'edge_weight': edge_weight}, tmp)
+        os.replace(tmp, path)
+        return edge_index, edge_weight
 
     def split(self, split: str) -> HeteroData:
         """A shallow copy of the graph whose ``edge_label_index`` holds the ``'valid'`` or ``'test'``

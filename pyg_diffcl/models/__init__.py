@@ -4,11 +4,13 @@ from typing import Dict, Type
 from .base import Recommender
 from .mf import MF, MFConfig
 from .lightgcn import LightGCN, LightGCNConfig
+from .diffcl import DiffCL, DiffCLConfig
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
     'mf': MF,
     'lightgcn': LightGCN,
+    'diffcl': DiffCL,
 }
 
-__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'MODELS']
+__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'MODELS']

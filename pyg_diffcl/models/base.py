@@ -20,7 +20,7 @@ class Recommender(torch.nn.Module):
     * :meth:`loss` -- the training loss of one :class:`~pyg_diffcl.datasets.sampler.BPRBatch`.
     * :meth:`score` -- scores of every item for a block of users, from :meth:`get_embedding`'s output.
     * :meth:`pre_epoch` -- a hook called before every epoch (per-epoch resampling; no-op by default).
-    * :meth:`from_config` -- build from a typed config dataclass and the data set's sizes and features.
+    * :meth:`from_config` -- build from a typed config dataclass and the data set.
     """
     #: The dataclass of this model's hyper-parameters (set by subclasses).
     config_cls: Any = None
@@ -33,8 +33,9 @@ class Recommender(torch.nn.Module):
         self.num_items = int(num_items)
 
     @classmethod
-    def from_config(cls, config: Any, num_users: int, num_items: int,
-                    features: Dict[str, Tensor]) -> 'Recommender':
+    def from_config(cls, config: Any, dataset: Any) -> 'Recommender':
+        """Build from a config dataclass and a data set (an :class:`~pyg_diffcl.datasets.MMRecDataset` or
+        anything with ``num_users``, ``num_items``, ``features()`` and ``item_graph(modality, k)``)."""
         raise NotImplementedError
 
     def pre_epoch(self, epoch: int) -> None:

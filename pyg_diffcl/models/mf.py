@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Any, Tuple
 
 import torch
 from torch import Tensor
@@ -43,9 +43,8 @@ class MF(Recommender):
         self.reset_parameters()
 
     @classmethod
-    def from_config(cls, config: MFConfig, num_users: int, num_items: int,
-                    features: Dict[str, Tensor]) -> 'MF':
-        return cls(num_users, num_items, config.embedding_dim, config.reg_weight)
+    def from_config(cls, config: MFConfig, dataset: Any) -> 'MF':
+        return cls(dataset.num_users, dataset.num_items, config.embedding_dim, config.reg_weight)
 
     def reset_parameters(self) -> None:
         torch.nn.init.xavier_uniform_(self.user_emb.weight)

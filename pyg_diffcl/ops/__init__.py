@@ -4,6 +4,7 @@ from .norm import bipartite_gcn_norm
 from .adj import Adjacency, BipartiteAdj, available_backends, resolve_backend, BACKENDS
 from .spmm import spmm
 from .knn import knn_graph
+from .item_graph import item_knn_graph
 
 __all__ = [
     'bipartite_gcn_norm',
@@ -14,4 +15,5 @@ __all__ = [
     'BACKENDS',
     'spmm',
     'knn_graph',
+    'item_knn_graph',
 ]

@@ -161,8 +161,13 @@ def merge_layers(layers: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def load_yaml(path: str | Path) -> Dict[str, Any]:
-    """Read a configuration file (a mapping of sections), or raise :class:`ConfigError`."""
+    """Read a configuration file (a mapping of sections), or raise :class:`ConfigError`. A name that is not a
+    file but a packaged preset (``pyg_diffcl/configs/presets/<name>.yaml``, e.g. ``diffcl-baby``) loads
+    the preset."""
     path = Path(path)
+    preset = CONFIG_DIR / 'presets' / f'{path}.yaml'
+    if not path.exists() and preset.is_file():
+        path = preset
     try:
         with open(path) as f:
             raw = yaml.safe_load(f)

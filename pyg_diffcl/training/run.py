@@ -119,7 +119,12 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None) -> Prepar
         dataset = MMRecDataset(config.data.name, modalities=config.data.modalities)
     seed_everything(config.train.seed)
     cls = MODELS[config.model_name]
-    model = cls.from_config(config.model, dataset.num_users, dataset.num_items, dataset.features()).to(device)
+    try:
+        model = cls.from_config(config.model, dataset).to(device)
+    except ValueError as e:  # a constructor's range check on a configured value
+        if isinstance(e, (ConfigError, DataError)):
+            raise
+        raise ConfigError(f'model ({config.model_name}): {e}') from None
     adj = BipartiteAdj.from_data(dataset[0], backend=config.train.backend).to(device)
     return Prepared(config, dataset, model, adj, device)
 

@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..datasets.sampler import BPRBatch
+from ..errors import ConfigError
+from ..nn import (
+    BPRLoss,
+    DiffusionViewGenerator,
+    GaussianDiffusion,
+    IDGuidedAlignment,
+    InfoNCE,
+    LightGCNPropagation,
+    ModalityFusion,
+)
+from ..ops import Adjacency, BipartiteAdj
+from .base import Recommender
+
+Pair = Tuple[Tensor, Tensor]
+
+
+@dataclass
+class DiffCLConfig:
+    """Hyper-parameters of :class:`DiffCL` (see its docstring for each symbol)."""
+    embedding_dim: int = 64
+    num_layers: int = 2
+    #: lambda_cl, lambda_align, lambda_E (Eq. 17, 28, 33); the paper's Baby preset by default.
+    cl_weight: float = 0.1
+    align_weight: float = 0.4
+    emb_reg_weight: float = 0.7
+    tau: float = 0.4
+    feat_dropout: float = 0.5
+    normalize_input: bool = True
+    item_graph_k: int = 10
+    item_graph_layers: int = 1
+    diffusion_steps: int = 5
+    noise_scale: float = 0.1
+    noise_min: float = 1e-4
+    noise_max: float = 0.02
+    denoiser_hidden: List[int] = field(default_factory=lambda: [64])
+    denoiser_dropout: float = 0.0
+    predict: str = 'x0'
+    view_steps: Optional[int] = None
+    detach_views: bool = False
+    diff_weight: float = 1.0
+    align_axis: str = 'all'
+    align_stat: str = 'std'
+    id_reg_weight: float = 0.0
+    #: Table III switches.
+    use_diffusion: bool = True
+    use_alignment: bool = True
+    use_item_graph: bool = True
+
+
+class DiffCL(Recommender):
+    r"""DiffCL, from the `"DiffCL: A Diffusion-Based Contrastive Learning Framework with Semantic Alignment
+    for Multimodal Recommendations" <https://arxiv.org/abs/2501.01066>`_ paper, for :math:`M \geq 1`
+    modalities. Equation numbers refer to the paper; ``docs/design/diffcl-reading.md`` discusses each reading.
+
+    **Graph encoders** (Eq. 3-5). One user-item graph per branch :math:`m \in \{id\} \cup \mathcal{M}`, all on
+    the same normalised training graph, LightGCN propagation with the layers **summed** (Eq. 4,
+    :class:`~pyg_diffcl.nn.LightGCNPropagation`):
+
+    .. math::
+        \mathbf{E}_m = \sum_{l=0}^{L} \hat{\mathbf{A}}^l \mathbf{E}_m^{(0)}, \qquad
+        \mathbf{E}_m^{(0)} = \big[\mathbf{P}_m \,;\, \mathrm{dropout}(\mathbf{F}_m)\mathbf{W}_m\big]
+
+    The item side of a modality is its raw feature :math:`\mathbf{F}_m` through a learned linear map
+    (dropout 0.5 on the features, Sec. V-A-3). The paper does not say what a modality's *user* side is; here
+    it is a free per-modality user embedding :math:`\mathbf{P}_m` (as in MENTOR, whose structure DiffCL
+    follows; it is also what :math:`\mathcal{L}_E` of Eq. 33 can regularise). The ID branch has free user
+    and item embeddings. With :obj:`normalize_input`, layer-0 rows are L2-normalised (MENTOR), which keeps the
+    branches on one scale for the alignment.
+
+    **Diffusion views and contrast** (Eq. 6-17). For every modality, two views of :math:`\mathbf{E}_m` (before
+    the item-graph enhancement) come from :class:`~pyg_diffcl.nn.DiffusionViewGenerator` (forward noise to
+    step :math:`T`, :math:`T` learned reverse steps, gradients flowing into the encoder). The denoiser acts
+    on rows independently, so views are generated only for the rows the loss uses: the batch's unique users
+    and unique positive items (identical to generating all rows and selecting). :class:`~pyg_diffcl.nn.
+    InfoNCE` (cosine, :math:`\tau = 0.4`, negatives from the other view, i.e. the standard form rather than
+    Eq. 13-14's printed denominator) runs over those users and, separately, those items:
+
+    .. math::
+        \mathcal{L}_{cl} = \lambda_{cl} \sum_{m} \big(\mathcal{L}^m_u + \mathcal{L}^m_i\big)
+
+    :math:`\lambda_{cl}` is applied **once** (Eq. 32 multiplies by :math:`\lambda_{cl}` again, which Eq. 17
+    already did). The denoiser is trained by :math:`w_{diff} \sum_m \|f_\theta(\mathbf{x}_t, t) -
+    \mathrm{sg}(\mathbf{x}_0)\|^2` on the same rows (DiffRec's loss; Eq. 32 has none, :obj:`diff_weight=0`
+    drops it).
+
+    **Item-item graph enhancement** (Eq. 18-23). Per modality, the cached top-:math:`K` (:math:`K = 10`)
+    cosine graph of the raw features :math:`\hat{\mathbf{S}}_m` (:func:`~pyg_diffcl.ops.item_knn_graph`)
+    is propagated :math:`L_{ii}` times from the item rows and added to them:
+    :math:`\bar{\mathbf{E}}^i_m = \mathbf{E}^i_m + \hat{\mathbf{S}}_m^{L_{ii}} \mathbf{E}^i_m`.
+
+    **Fusion, score, alignment, loss** (Eq. 24-33). :math:`\mathbf{E}_{\mathcal{M}} =
+    \mathrm{fuse}(\bar{\mathbf{E}}_m)` (:class:`~pyg_diffcl.nn.ModalityFusion`: :math:`\mu` initialised at
+    0.5 for two modalities), score :math:`y_{ui} = \mathbf{e}_{\mathcal{M},u}^\top
+    \mathbf{e}_{\mathcal{M},i} + \mathbf{e}_{id,u}^\top \mathbf{e}_{id,i}` (Eq. 30; the ID branch is never
+    fused), and
+
+    .. math::
+        \mathcal{L} = \mathcal{L}_{BPR} + \mathcal{L}_{cl} + \lambda_{align} \sum_m \big(|\mu_{id} - \mu_m|
+        + |\sigma_{id} - \sigma_m|\big) + \lambda_E \sum_m \frac{1}{|B| d} \|\mathbf{P}_m[B]\|^2
+        + w_{diff}\,\mathcal{L}_{diff}
+
+    with the Gaussian statistics over all entries of the full :math:`(|\mathcal{U}|+|\mathcal{I}|) \times d`
+    matrices :math:`\mathbf{E}_{id}` and :math:`\bar{\mathbf{E}}_m` (:class:`~pyg_diffcl.nn.IDGuidedAlignment`)
+    and :math:`\mathcal{L}_E` the mean square of the batch users' modality preference embeddings (the
+    paper's :math:`\lambda_E \approx 0.7`-:math:`1.0` only makes sense for a mean, not a sum).
+
+    **Ablations** (Table III): :obj:`use_diffusion`, :obj:`use_alignment`, :obj:`use_item_graph`.
+
+    Args:
+        num_users (int): The number of users.
+        num_items (int): The number of items.
+        features (Dict[str, Tensor]): Raw item features per modality, ``[num_items, F_m]`` (at least one).
+        item_graphs (Dict[str, Tuple[Tensor, Tensor]], optional): ``(edge_index, edge_weight)`` per modality
+            from :func:`~pyg_diffcl.ops.item_knn_graph` / :meth:`MMRecDataset.item_graph
+            <pyg_diffcl.datasets.MMRecDataset.item_graph>`; computed here when missing and needed.
+        config (DiffCLConfig, optional): Hyper-parameters. (default: :obj:`DiffCLConfig()`)
+    """
+    config_cls = DiffCLConfig
+
+    def __init__(self, num_users: int, num_items: int, features: Dict[str, Tensor],
+                 item_graphs: Optional[Dict[str, Pair]] = None, config: Optional[DiffCLConfig] = None) -> None:
+        super().__init__(num_users, num_items)
+        if not features:
+            raise ConfigError('DiffCL needs item features: the data set has no <modality>_feat.npy file '
+                              '(or --modalities none was given)')
+        c = self.config = config if config is not None else DiffCLConfig()
+        d = c.embedding_dim
+        self.modalities = sorted(features)
+        for m, x in features.items():
+            if x.dim() != 2 or x.size(0) != num_items:
+                raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+            self.register_buffer(f'feat_{m}', x.float(), persistent=False)
+        self.id_user = torch.nn.Embedding(num_users, d)
+        self.id_item = torch.nn.Embedding(num_items, d)
+        self.user_pref = torch.nn.ModuleDict({m: torch.nn.Embedding(num_users, d) for m in self.modalities})
+        self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
+        self.feat_dropout = torch.nn.Dropout(c.feat_dropout)
+        self.propagation = LightGCNPropagation(c.num_layers, 'sum')
+        self.views = torch.nn.ModuleDict({
+            m: DiffusionViewGenerator(
+                d, GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max),
+                hidden=c.denoiser_hidden, dropout=c.denoiser_dropout, predict=c.predict,
+                view_steps=c.view_steps, detach_views=c.detach_views)
+            for m in self.modalities})
+        self.fusion = ModalityFusion(len(self.modalities))
+        self.info_nce = InfoNCE(c.tau)
+        self.alignment = IDGuidedAlignment(c.align_axis, c.align_stat)
+        self.bpr = BPRLoss(c.id_reg_weight)
+        if c.use_item_graph:
+            from ..ops import item_knn_graph
+            item_graphs = dict(item_graphs or {})
+            for m in self.modalities:
+                if m not in item_graphs:
+                    item_graphs[m] = item_knn_graph(features[m], c.item_graph_k)
+                ei, w = item_graphs[m]
+                self.register_buffer(f'ii_index_{m}', ei, persistent=False)
+                self.register_buffer(f'ii_weight_{m}', w, persistent=False)
+        self._ii_adj: Dict[str, Adjacency] = {}
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, config: DiffCLConfig, dataset: Any) -> 'DiffCL':
+        features = dataset.features()
+        graphs = ({m: dataset.item_graph(m, config.item_graph_k) for m in features}
+                  if config.use_item_graph and features else None)
+        return cls(dataset.num_users, dataset.num_items, features, graphs, config)
+
+    def reset_parameters(self) -> None:
+        for emb in [self.id_user, self.id_item, *self.user_pref.values()]:
+            torch.nn.init.xavier_uniform_(emb.weight)
+        for lin in self.proj.values():
+            torch.nn.init.xavier_uniform_(lin.weight)
+            torch.nn.init.zeros_(lin.bias)
+        for gen in self.views.values():
+            gen.reset_parameters()
+        self.fusion.reset_parameters()
+
+    # ------------------------------------------------------------------------------------------ encoders
+    def _layer0(self, x: Tensor) -> Tensor:
+        return F.normalize(x, dim=-1) if self.config.normalize_input else x
+
+    def encode(self, adj: BipartiteAdj) -> Tuple[Pair, Dict[str, Pair]]:
+        """``(E_id, {m: E_m})`` after the user-item graph encoders (Eq. 3-5), as (user, item) pairs."""
+        e_id = self.propagation(adj, self._layer0(self.id_user.weight), self._layer0(self.id_item.weight))
+        mods = {}
+        for m in self.modalities:
+            item0 = self.proj[m](self.feat_dropout(getattr(self, f'feat_{m}')))
+            mods[m] = self.propagation(adj, self._layer0(self.user_pref[m].weight), self._layer0(item0))
+        return e_id, mods
+
+    def _item_adj(self, m: str) -> Adjacency:
+        ei = getattr(self, f'ii_index_{m}')
+        adj = self._ii_adj.get(m)
+        if adj is None or adj.index.device != ei.device:
+            adj = self._ii_adj[m] = Adjacency(ei, getattr(self, f'ii_weight_{m}'),
+                                              (self.num_items, self.num_items))
+        return adj
+
+    def enhance(self, mods: Dict[str, Pair]) -> Dict[str, Pair]:
+        """Eq. 22-23: add :math:`\\hat{S}_m^{L_{ii}} E^i_m` to each modality's item rows."""
+        if not self.config.use_item_graph:
+            return mods
+        out = {}
+        for m, (u, i) in mods.items():
+            h = i
+            for _ in range(self.config.item_graph_layers):
+                h = self.propagation.conv((h, h), self._item_adj(m))
+            out[m] = (u, i + h)
+        return out
+
+    def _final(self, adj: BipartiteAdj) -> Tuple[Pair, Dict[str, Pair], Dict[str, Pair], Pair]:
+        e_id, mods = self.encode(adj)
+        enh = self.enhance(mods)
+        fused = (self.fusion([enh[m][0] for m in self.modalities]),
+                 self.fusion([enh[m][1] for m in self.modalities]))
+        return e_id, mods, enh, fused
+
+    def get_embedding(self, adj: BipartiteAdj) -> Pair:
+        """Concatenations ``[fused | id]``, so that the inner product is Eq. 30's score."""
+        e_id, _, _, fused = self._final(adj)
+        return torch.cat([fused[0], e_id[0]], dim=-1), torch.cat([fused[1], e_id[1]], dim=-1)
+
+    # ---------------------------------------------------------------------------------------------- loss
+    def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
+        c = self.config
+        e_id, mods, enh, fused = self._final(adj)
+        user = torch.cat([fused[0], e_id[0]], dim=-1)[batch.user]
+        pos = torch.cat([fused[1], e_id[1]], dim=-1)[batch.pos_item]
+        neg = torch.cat([fused[1], e_id[1]], dim=-1)[batch.neg_item]
+        reg = (self.id_user(batch.user), self.id_item(batch.pos_item), self.id_item(batch.neg_item))
+        loss = self.bpr((user * pos).sum(-1), (user * neg).sum(-1), reg)
+        if c.use_diffusion:
+            users, items = torch.unique(batch.user), torch.unique(batch.pos_item)
+            nu = users.numel()
+            cl = loss.new_zeros(())
+            diff = loss.new_zeros(())
+            for m in self.modalities:
+                x0 = torch.cat([mods[m][0][users], mods[m][1][items]], dim=0)
+                v1, v2 = self.views[m](x0), self.views[m](x0)
+                cl = cl + self.info_nce(v1[:nu], v2[:nu]) + self.info_nce(v1[nu:], v2[nu:])
+                if c.diff_weight > 0:
+                    diff = diff + self.views[m].loss(x0)
+            loss = loss + c.cl_weight * cl + c.diff_weight * diff
+        if c.use_alignment:
+            full_id = torch.cat(e_id, dim=0)
+            loss = loss + c.align_weight * self.alignment(full_id, *[torch.cat(enh[m], 0) for m in self.modalities])
+        if c.emb_reg_weight > 0:
+            loss = loss + c.emb_reg_weight * sum(self.user_pref[m](batch.user).pow(2).mean() for m in self.modalities)
+        return loss
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, modalities={self.modalities}, '
+                f'embedding_dim={c.embedding_dim}, num_layers={c.num_layers}, use_diffusion={c.use_diffusion}, '
+                f'use_alignment={c.use_alignment}, use_item_graph={c.use_item_graph})')

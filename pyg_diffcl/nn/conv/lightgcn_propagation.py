@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from ...ops import BipartiteAdj
+from .bipartite_lightgcn_conv import BipartiteLightGCNConv
+
+
+class LightGCNPropagation(torch.nn.Module):
+    r"""Multi-layer LightGCN propagation over a user-item graph with a layer combination, built on
+    :class:`BipartiteLightGCNConv` (one call per direction and layer):
+
+    .. math::
+        \mathbf{e}_u^{(k+1)} = \sum_{i \in \mathcal{N}_u} \frac{\mathbf{e}_i^{(k)}}{\sqrt{|\mathcal{N}_u|}
+        \sqrt{|\mathcal{N}_i|}}, \quad
+        \mathbf{e}_i^{(k+1)} = \sum_{u \in \mathcal{N}_i} \frac{\mathbf{e}_u^{(k)}}{\sqrt{|\mathcal{N}_i|}
+        \sqrt{|\mathcal{N}_u|}}, \quad
+        \mathbf{e} = \sum_{k=0}^{K} \alpha_k \mathbf{e}^{(k)}
+
+    LightGCN averages the layers (:math:`\alpha_k = 1/(K+1)`, :obj:`combine='mean'`); DiffCL's Eq. 4 sums
+    them (:math:`\alpha_k = 1`, :obj:`combine='sum'`); explicit weights go in :obj:`alpha`. No parameters.
+
+    Args:
+        num_layers (int): :math:`K`.
+        combine (str, optional): ``'mean'`` or ``'sum'``. (default: :obj:`'mean'`)
+        alpha (Sequence[float], optional): :math:`\alpha_0..\alpha_K`, overriding :obj:`combine`.
+            (default: :obj:`None`)
+    """
+    def __init__(self, num_layers: int, combine: str = 'mean', alpha: Optional[Sequence[float] | Tensor] = None
+                 ) -> None:
+        super().__init__()
+        if num_layers < 0:
+            raise ValueError(f'num_layers must be non-negative, got {num_layers}')
+        if combine not in ('mean', 'sum'):
+            raise ValueError(f"combine must be 'mean' or 'sum', got {combine!r}")
+        self.num_layers, self.combine = num_layers, combine
+        if alpha is None:
+            alpha = [1.0 / (num_layers + 1) if combine == 'mean' else 1.0] * (num_layers + 1)
+        alpha = torch.as_tensor(alpha, dtype=torch.float)
+        if alpha.numel() != num_layers + 1:
+            raise ValueError(f'alpha needs num_layers + 1 = {num_layers + 1} values, got {alpha.numel()}')
+        self.register_buffer('alpha', alpha)
+        self.conv = BipartiteLightGCNConv()
+
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()
+
+    def forward(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
+        out_user, out_item = x_user * self.alpha[0], x_item * self.alpha[0]
+        for k in range(1, self.num_layers + 1):
+            x_user, x_item = (self.conv((x_item, x_user), adj.item_to_user),
+                              self.conv((x_user, x_item), adj.user_to_item))
+            out_user = out_user + self.alpha[k] * x_user
+            out_item = out_item + self.alpha[k] * x_item
+        return out_user, out_item
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(num_layers={self.num_layers}, combine={self.combine!r})'

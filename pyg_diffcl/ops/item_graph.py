@@ -1,0 +1,37 @@
+r"""The modality item-item graph of DiffCL (Eq. 18-21), FREEDOM and MENTOR."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+from .knn import knn_graph
+
+
+def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | None = None
+                   ) -> Tuple[Tensor, Tensor]:
+    r"""The normalised top-:math:`K` cosine item-item graph of one modality's raw features:
+
+    .. math::
+        S_{ij} = \frac{\mathbf{f}_i^\top \mathbf{f}_j}{\|\mathbf{f}_i\|\|\mathbf{f}_j\|}, \quad
+        \tilde{S}_{ij} = [\, j \in \mathrm{top}\text{-}K_j(S_{i,:}) \,], \quad
+        \hat{\mathbf{S}} = \mathbf{D}^{-1/2} \tilde{\mathbf{S}} \mathbf{D}^{-1/2}, \quad
+        D_{ii} = \sum_j \tilde{S}_{ij}
+
+    (Eq. 18-21). The top-:math:`K` of row :math:`i` includes :math:`i` itself when :obj:`loop` (the
+    convention of FREEDOM and MENTOR, whose full-row top-:math:`K` always contains the diagonal); the graph
+    is directed (not symmetrised) and binarised, so every row has :math:`K` entries and
+    :math:`\hat{S}_{ij} = 1/K`. Ties are broken by the smaller item index (:func:`knn_graph`).
+
+    Returns:
+        ``(edge_index, edge_weight)``: ``edge_index[0]`` the row (centre) item :math:`i`, ``edge_index[1]``
+        the neighbour :math:`j`, i.e. the (destination, source) layout of :class:`~pyg_diffcl.ops.Adjacency`.
+    """
+    n = x.size(0)
+    ei = knn_graph(x.float(), k, loop=loop, cosine=True, chunk_size=chunk_size)
+    centre, nbr = ei[1], ei[0]
+    deg = torch.bincount(centre, minlength=n).float()
+    inv = deg.pow(-0.5)
+    inv[deg == 0] = 0.0
+    return torch.stack([centre, nbr]), inv[centre] * inv[nbr]

@@ -1,0 +1,104 @@
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pyg_diffcl.datasets.sampler import BPRBatch
+from pyg_diffcl.errors import ConfigError
+from pyg_diffcl.models import DiffCL, DiffCLConfig
+from pyg_diffcl.ops import Adjacency, BipartiteAdj, item_knn_graph
+
+from tests.ops.test_adj import dense_norm, random_bipartite
+
+
+def make(cfg=None, modalities=(('image', 6), ('audio', 4)), seed=0):
+    torch.manual_seed(seed)
+    ei, R = random_bipartite(users=12, items=10, p=0.3, seed=seed)
+    feats = {m: torch.randn(10, dim) for m, dim in modalities}
+    model = DiffCL(12, 10, feats, config=cfg or DiffCLConfig(embedding_dim=8, denoiser_hidden=[8]))
+    return model, BipartiteAdj(ei, 12, 10), R, feats
+
+
+def batch():
+    return BPRBatch(torch.tensor([0, 1, 1, 3]), torch.tensor([0, 2, 5, 1]), torch.tensor([4, 3, 3, 9]))
+
+
+def test_needs_features():
+    with pytest.raises(ConfigError, match='DiffCL needs item features'):
+        DiffCL(3, 4, {})
+
+
+def test_encoder_is_lightgcn_sum_with_dense_reference():
+    model, adj, R, feats = make()
+    model.eval()
+    N = dense_norm(R)
+    A = torch.zeros(22, 22)
+    A[:12, 12:], A[12:, :12] = N, N.t()
+    e_id, mods = model.encode(adj)
+    x0 = torch.cat([F.normalize(model.id_user.weight, dim=-1), F.normalize(model.id_item.weight, dim=-1)])
+    ref = x0 + A @ x0 + A @ A @ x0  # Eq. 4: the sum of layers 0..2
+    assert torch.allclose(torch.cat(e_id), ref, atol=1e-5)
+    item0 = F.normalize(model.proj['image'](feats['image']), dim=-1)
+    x0 = torch.cat([F.normalize(model.user_pref['image'].weight, dim=-1), item0])
+    assert torch.allclose(torch.cat(mods['image']), x0 + A @ x0 + A @ A @ x0, atol=1e-5)
+
+
+def test_item_graph_enhancement_and_score_are_eq_23_and_30():
+    model, adj, R, feats = make()
+    model.eval()
+    e_id, mods = model.encode(adj)
+    enh = model.enhance(mods)
+    for m in ('image', 'audio'):
+        ei, w = item_knn_graph(feats[m], 10)
+        S = Adjacency(ei, w, (10, 10)).to_dense()
+        assert torch.allclose(enh[m][1], mods[m][1] + S @ mods[m][1], atol=1e-5)
+        assert torch.equal(enh[m][0], mods[m][0])
+    mu = model.fusion.mu
+    fu = mu * enh['audio'][0] + (1 - mu) * enh['image'][0]  # modalities sorted: audio, image
+    fi = mu * enh['audio'][1] + (1 - mu) * enh['image'][1]
+    u, i = model.get_embedding(adj)
+    scores = model.score((u, i), torch.arange(12))
+    assert torch.allclose(scores, fu @ fi.t() + e_id[0] @ e_id[1].t(), atol=1e-5)
+
+
+def test_all_off_loss_is_bpr_plus_reg():
+    cfg = DiffCLConfig(embedding_dim=8, use_diffusion=False, use_alignment=False, use_item_graph=False,
+                       emb_reg_weight=0.5, feat_dropout=0.0)
+    model, adj, R, feats = make(cfg)
+    b = batch()
+    u, i = model.get_embedding(adj)
+    pos, neg = (u[b.user] * i[b.pos_item]).sum(-1), (u[b.user] * i[b.neg_item]).sum(-1)
+    reg = sum(model.user_pref[m].weight[b.user].pow(2).mean() for m in ('image', 'audio'))
+    expect = -F.logsigmoid(pos - neg).mean() + 0.5 * reg
+    assert torch.allclose(model.loss(adj, b), expect, atol=1e-6)
+
+
+def test_full_loss_trains_every_part():
+    model, adj, R, feats = make()
+    model.train()
+    loss = model.loss(adj, batch())
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name in ('id_user.weight', 'user_pref.image.weight', 'proj.audio.weight', 'fusion.mu',
+                 'views.image.denoiser.layers.0.weight'):
+        p = dict(model.named_parameters())[name]
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('flags', list(itertools.product([False, True], repeat=3)))
+def test_all_eight_ablation_variants_run(flags):
+    cfg = DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], use_diffusion=flags[0], use_alignment=flags[1],
+                       use_item_graph=flags[2])
+    model, adj, _, _ = make(cfg)
+    loss = model.loss(adj, batch())
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize('mods', [(('a', 3),), (('a', 3), ('b', 5), ('c', 2))])
+def test_any_number_of_modalities(mods):
+    model, adj, _, _ = make(DiffCLConfig(embedding_dim=4, denoiser_hidden=[4]), modalities=mods)
+    assert torch.isfinite(model.loss(adj, batch()))
+    u, i = model.get_embedding(adj)
+    assert u.shape == (12, 8) and i.shape == (10, 8)
