@@ -190,13 +190,21 @@ class DiffCL(Recommender):
         return F.normalize(x, dim=-1) if self.config.normalize_input else x
 
     def encode(self, adj: BipartiteAdj) -> Tuple[Pair, Dict[str, Pair]]:
-        """``(E_id, {m: E_m})`` after the user-item graph encoders (Eq. 3-5), as (user, item) pairs."""
-        e_id = self.propagation(adj, self._layer0(self.id_user.weight), self._layer0(self.id_item.weight))
-        mods = {}
+        """``(E_id, {m: E_m})`` after the user-item graph encoders (Eq. 3-5), as (user, item) pairs.
+
+        The branches share the graph, and propagation is linear and column-wise, so their layer-0 matrices
+        are concatenated along the feature axis and propagated together (one sparse product per layer and
+        direction instead of one per branch), then split: the same result as separate encoders."""
+        users = [self._layer0(self.id_user.weight)]
+        items = [self._layer0(self.id_item.weight)]
         for m in self.modalities:
-            item0 = self.proj[m](self.feat_dropout(getattr(self, f'feat_{m}')))
-            mods[m] = self.propagation(adj, self._layer0(self.user_pref[m].weight), self._layer0(item0))
-        return e_id, mods
+            users.append(self._layer0(self.user_pref[m].weight))
+            items.append(self._layer0(self.proj[m](self.feat_dropout(getattr(self, f'feat_{m}')))))
+        out_u, out_i = self.propagation(adj, torch.cat(users, dim=-1), torch.cat(items, dim=-1))
+        d = self.config.embedding_dim
+        split_u, split_i = out_u.split(d, dim=-1), out_i.split(d, dim=-1)
+        mods = {m: (split_u[k + 1], split_i[k + 1]) for k, m in enumerate(self.modalities)}
+        return (split_u[0], split_i[0]), mods
 
     def _item_adj(self, m: str) -> Adjacency:
         ei = getattr(self, f'ii_index_{m}')
