@@ -1,7 +1,7 @@
 r"""Pairwise (BPR) training batches: one positive interaction and one sampled negative item."""
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple, Optional
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch

@@ -1,7 +1,7 @@
 r"""The small contract every recommender of this library fulfils."""
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 import torch
 from torch import Tensor

@@ -3,13 +3,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor
 
-from ..datasets.sampler import BPRBatch
-from ..nn import BPRLoss, LightGCNPropagation
+from ..nn import LightGCNPropagation
 from ..ops import BipartiteAdj
-from .base import Recommender
+from .mf import MF
 
 
 @dataclass
@@ -22,7 +20,7 @@ class LightGCNConfig:
     alpha: Optional[List[float]] = None
 
 
-class LightGCN(Recommender):
+class LightGCN(MF):
     r"""LightGCN on a user-item graph, from the `"LightGCN: Simplifying and Powering Graph Convolution
     Network for Recommendation" <https://arxiv.org/abs/2002.02126>`_ paper, with users and items numbered
     separately:
@@ -35,8 +33,9 @@ class LightGCN(Recommender):
         \mathbf{e}_u = \sum_{k=0}^{K} \alpha_k \mathbf{e}_u^{(k)}, \quad
         \hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i
 
-    trained with :class:`~pyg_diffcl.nn.BPRLoss`, whose L2 term acts on the layer-0 embeddings of the batch.
-    The propagation is :class:`~pyg_diffcl.nn.LightGCNPropagation` (the layers shared by every model).
+    trained with :class:`~pyg_diffcl.nn.BPRLoss`, whose L2 term acts on the layer-0 embeddings of the batch
+    (:class:`MF`'s loss on the propagated embeddings). The propagation is
+    :class:`~pyg_diffcl.nn.LightGCNPropagation` (the layers shared by every model).
 
     Args:
         num_users (int): The number of users.
@@ -52,33 +51,18 @@ class LightGCN(Recommender):
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 2,
                  reg_weight: float = 1e-4, alpha: Optional[Sequence[float] | Tensor] = None) -> None:
-        super().__init__(num_users, num_items)
-        self.embedding_dim = embedding_dim
         self.num_layers = num_layers
-        self.propagation = LightGCNPropagation(num_layers, 'mean', alpha)
-        self.user_emb = torch.nn.Embedding(num_users, embedding_dim)
-        self.item_emb = torch.nn.Embedding(num_items, embedding_dim)
-        self.criterion = BPRLoss(reg_weight)
-        self.reset_parameters()
+        propagation = LightGCNPropagation(num_layers, 'mean', alpha)
+        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+        self.propagation = propagation
 
     @classmethod
     def from_config(cls, config: LightGCNConfig, dataset: Any) -> 'LightGCN':
         return cls(dataset.num_users, dataset.num_items, config.embedding_dim, config.num_layers,
                    config.reg_weight, config.alpha)
 
-    def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.user_emb.weight)
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
-        self.propagation.reset_parameters()
-
     def get_embedding(self, adj: BipartiteAdj) -> Tuple[Tensor, Tensor]:
         return self.propagation(adj, self.user_emb.weight, self.item_emb.weight)
-
-    def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
-        user_out, item_out = self.get_embedding(adj)
-        u, i, j = user_out[batch.user], item_out[batch.pos_item], item_out[batch.neg_item]
-        reg = (self.user_emb(batch.user), self.item_emb(batch.pos_item), self.item_emb(batch.neg_item))
-        return self.criterion((u * i).sum(-1), (u * j).sum(-1), reg)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -22,7 +22,9 @@ class MFConfig:
 class MF(Recommender):
     r"""Matrix factorisation trained with BPR, from the `"BPR: Bayesian Personalized Ranking from Implicit
     Feedback" <https://arxiv.org/abs/1205.2618>`_ paper: :math:`\hat{y}_{ui} = \mathbf{e}_u^\top
-    \mathbf{e}_i`, loss :class:`~pyg_diffcl.nn.BPRLoss`. The graph is not used.
+    \mathbf{e}_i`, loss :class:`~pyg_diffcl.nn.BPRLoss` with its L2 term on the batch's embeddings. The graph
+    is not used. Subclasses that transform the embedding tables (:class:`~pyg_diffcl.models.LightGCN`)
+    override :meth:`get_embedding` only.
 
     Args:
         num_users (int): The number of users.
@@ -50,14 +52,15 @@ class MF(Recommender):
         torch.nn.init.xavier_uniform_(self.user_emb.weight)
         torch.nn.init.xavier_uniform_(self.item_emb.weight)
 
-    def get_embedding(self, adj: BipartiteAdj | None = None) -> Tuple[Tensor, Tensor]:
+    def get_embedding(self, adj: Optional[BipartiteAdj] = None) -> Tuple[Tensor, Tensor]:
         return self.user_emb.weight, self.item_emb.weight
 
-    def loss(self, adj: BipartiteAdj | None, batch: BPRBatch) -> Tensor:
-        u = self.user_emb(batch.user)
-        i = self.item_emb(batch.pos_item)
-        j = self.item_emb(batch.neg_item)
-        return self.criterion((u * i).sum(-1), (u * j).sum(-1), (u, i, j))
+    def loss(self, adj: Optional[BipartiteAdj], batch: BPRBatch) -> Tensor:
+        """BPR on the final embeddings; the L2 term acts on the layer-0 (table) embeddings of the batch."""
+        user_out, item_out = self.get_embedding(adj)
+        u, i, j = user_out[batch.user], item_out[batch.pos_item], item_out[batch.neg_item]
+        reg = (self.user_emb(batch.user), self.item_emb(batch.pos_item), self.item_emb(batch.neg_item))
+        return self.criterion((u * i).sum(-1), (u * j).sum(-1), reg)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '

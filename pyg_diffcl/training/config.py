@@ -102,24 +102,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, str) and value.lower() in ('true', 'false', 'yes', 'no', '1', '0'):
             return value.lower() in ('true', 'yes', '1')
         raise ConfigError(f'{key}: expected true or false, got {value!r}')
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
+    if tp in (int, float):
+        exact = (int,) if tp is int else (int, float)
+        if isinstance(value, exact) and not isinstance(value, bool):
+            return tp(value)
+        if isinstance(value, str):  # YAML reads '1e-4' as a string
             try:
-                return int(value)
+                return tp(value)
             except ValueError:
                 pass
-        raise ConfigError(f'{key}: expected an integer, got {value!r}')
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f'{key}: expected a number, got {value!r}')
+        raise ConfigError(f"{key}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value

@@ -21,7 +21,7 @@ def test_posterior_mean_is_the_gaussian_posterior():
     d = GaussianDiffusion(6, 0.3, 1e-3, 0.05)
     x0, xt = torch.randn(4, 3), torch.randn(4, 3)
     for t in range(2, 7):
-        ab, ab_prev = d.alphas_cumprod[t - 1].double(), d.alphas_cumprod[t - 2].double()
+        ab_prev = d.alphas_cumprod[t - 2].double()
         beta = d.betas[t - 1].double()
         # Bayes: q(x_{t-1}|x0) = N(sqrt(ab_prev) x0, 1-ab_prev), q(x_t|x_{t-1}) = N(sqrt(1-beta) x_{t-1}, beta)
         prec = 1 / (1 - ab_prev) + (1 - beta) / beta
