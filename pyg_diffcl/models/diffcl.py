@@ -254,7 +254,7 @@ class DiffCL(Recommender):
             diff = loss.new_zeros(())
             for m in self.modalities:
                 x0 = torch.cat([mods[m][0][users], mods[m][1][items]], dim=0)
-                v1, v2 = self.views[m](x0), self.views[m](x0)
+                v1, v2 = self.views[m].pair(x0)
                 cl = cl + self.info_nce(v1[:nu], v2[:nu]) + self.info_nce(v1[nu:], v2[nu:])
                 if c.diff_weight > 0:
                     diff = diff + self.views[m].loss(x0)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -69,6 +69,12 @@ class DiffusionViewGenerator(torch.nn.Module):
         x_t = self.diffusion.q_sample(x0, t)
         return self.diffusion.p_sample_loop(self.denoiser, x_t, self.view_steps, self.predict,
                                             self.sampling_noise)
+
+    def pair(self, x0: Tensor) -> Tuple[Tensor, Tensor]:
+        """Two independent views of :obj:`x0`, generated in one pass over the stacked rows ``[x0; x0]``
+        (the same as two calls: the denoiser acts on rows independently, and each copy gets its own noise)."""
+        views = self(torch.cat([x0, x0], dim=0))
+        return views[:x0.size(0)], views[x0.size(0):]
 
     def loss(self, x0: Tensor) -> Tensor:
         r"""The denoiser's training loss on :obj:`x0` (detached), one uniformly drawn step per row."""

@@ -98,3 +98,14 @@ def test_errors_and_reprs():
     with pytest.raises(ValueError, match='view_steps'):
         DiffusionViewGenerator(4, GaussianDiffusion(3), view_steps=4)
     assert repr(DenoisingMLP(8)) == 'DenoisingMLP(8, hidden=[256], time_dim=10, dropout=0.5)'
+
+
+def test_pair_is_two_independent_views():
+    gen = DiffusionViewGenerator(4, GaussianDiffusion(2, 0.5, 0.01, 0.1), hidden=(8,), dropout=0.0)
+    x0 = torch.randn(5, 4)
+    torch.manual_seed(3)
+    v1, v2 = gen.pair(x0)
+    torch.manual_seed(3)
+    both = gen(torch.cat([x0, x0]))  # the same noise draw over the stacked rows
+    assert torch.allclose(v1, both[:5]) and torch.allclose(v2, both[5:])
+    assert not torch.allclose(v1, v2)
