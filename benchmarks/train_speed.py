@@ -2,7 +2,7 @@
 ours vs PyG's stock ``torch_geometric.nn.models.LightGCN`` trained with the same data, batches and BPR loss,
 measured in the same run.
 
-    python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--json out.json]
+    python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--diffcl] [--json out.json]
 
 PyG's model is driven as in PyG's own ``examples/lightgcn.py``: users and items in one node numbering,
 ``model(edge_index, edge_label_index)`` for the positive and negative pairs of a batch, and
@@ -21,7 +21,7 @@ from torch_geometric.nn.models import LightGCN as PyGLightGCN
 from pyg_diffcl.datasets import BPRSampler, MMRecDataset
 from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
-from pyg_diffcl.models import LightGCN
+from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
 from pyg_diffcl.ops import BipartiteAdj
 from pyg_diffcl.training.trainer import Trainer, model_scores
 
@@ -46,12 +46,13 @@ def main() -> None:
     p.add_argument('--layers', type=int, default=2)
     p.add_argument('--batch-size', type=int, default=2048)
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--diffcl', action='store_true', help='also time a DiffCL epoch (default config)')
     p.add_argument('--json', default=None, help='write the figures to this JSON file')
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    ds = MMRecDataset(args.data, modalities=[])
+    ds = MMRecDataset(args.data, modalities=None if args.diffcl else [])
     data = ds[0]
     U, I = ds.num_users, ds.num_items
     train_ei = data[EDGE_TYPE].edge_index
@@ -102,12 +103,21 @@ def main() -> None:
             ev_test.evaluate(fn)
     pyg_eval_time = time_calls(pyg_eval, args.epochs)
 
+    diffcl_epoch = None
+    if args.diffcl:
+        torch.manual_seed(0)
+        dmodel = DiffCL.from_config(DiffCLConfig(embedding_dim=args.dim), ds)
+        dtrainer = Trainer(dmodel, adj, sampler, ev_valid, show_progress=False)
+        diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), 1)
+
     res = {
         'data': ds.name, 'users': U, 'items': I, 'train_interactions': int(train_ei.size(1)),
         'dim': args.dim, 'layers': args.layers, 'batch_size': args.batch_size, 'backend': adj.backend,
         'threads': torch.get_num_threads(),
         'ours_epoch_s': ours_epoch, 'pyg_lightgcn_epoch_s': pyg_time, 'epoch_speedup': pyg_time / ours_epoch,
         'ours_eval_s': ours_eval, 'pyg_lightgcn_eval_s': pyg_eval_time,
+        'diffcl_epoch_s': diffcl_epoch,
+        'diffcl_vs_lightgcn': None if diffcl_epoch is None else diffcl_epoch / ours_epoch,
     }
     print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
           f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}")
@@ -115,6 +125,8 @@ def main() -> None:
     print(f"{'pyg_diffcl LightGCN':28s}{ours_epoch:16.3f}{ours_eval:15.3f}")
     print(f"{'PyG stock LightGCN':28s}{pyg_time:16.3f}{pyg_eval_time:15.3f}")
     print(f"speed-up per training epoch: {pyg_time / ours_epoch:.2f}x")
+    if diffcl_epoch is not None:
+        print(f"{'pyg_diffcl DiffCL':28s}{diffcl_epoch:16.3f}  ({diffcl_epoch / ours_epoch:.1f}x our LightGCN epoch)")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(res, f, indent=2)

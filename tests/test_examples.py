@@ -33,3 +33,15 @@ def test_grid_search_selects_on_validation(tmp_path):
     valid = [float(l.split()[1]) for l in lines[-2:]]  # the sorted table
     assert valid == sorted(valid, reverse=True)
     assert out.strip().endswith(lines[-2].split()[0])
+
+
+def test_train_speed_benchmark_runs(tmp_path):
+    import json
+    data = write_dataset(tmp_path / 'mm', num_users=30, num_items=25, modalities={'v': 4})
+    script = EXAMPLES.parent / 'benchmarks' / 'train_speed.py'
+    res = subprocess.run([sys.executable, str(script), '--data', str(data), '--epochs', '1', '--diffcl',
+                          '--json', str(tmp_path / 'b.json')], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    out = json.loads((tmp_path / 'b.json').read_text())
+    assert out['ours_epoch_s'] > 0 and out['pyg_lightgcn_epoch_s'] > 0 and out['diffcl_epoch_s'] > 0
+    assert 'speed-up per training epoch' in res.stdout
