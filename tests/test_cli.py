@@ -183,3 +183,21 @@ def test_diffcl_needs_features_and_checks_values(tmp_path):
                   '--out', str(tmp_path / 'r2'))
     assert res.returncode == 2 and "predict must be 'x0' or 'eps'" in res.stderr
     assert len(res.stderr.strip().split('\n')) == 1
+
+
+def test_config_section_of_the_wrong_type(toy_data, tmp_path):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('model: [1, 2]\n')
+    res = run_cli('train', '--model', 'mf', '--data', str(toy_data), '--config', str(bad), '--out', str(tmp_path / 'r'))
+    assert res.returncode == 2 and "config section 'model' must be a mapping" in res.stderr
+
+
+def test_empty_test_split_gives_null_test_metrics(tmp_path):
+    d = tmp_path / 'ev'
+    d.mkdir()
+    (d / 'a.inter').write_text('userID\titemID\tx_label\n0\t1\t0\n1\t2\t0\n0\t3\t1\n1\t0\t0\n')
+    res = run_cli('train', '--model', 'mf', '--data', str(d), '--epochs', '2', '--out', str(tmp_path / 'r'), '--quiet')
+    assert res.returncode == 0, res.stderr
+    assert 'the test split is empty' in res.stderr
+    m = json.loads((tmp_path / 'r' / 'metrics.json').read_text())
+    assert m['test']['recall@20'] is None and m['valid']['recall@20'] is not None

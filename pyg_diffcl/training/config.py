@@ -28,6 +28,7 @@ from ..evaluation import METRICS
 from ..models import MODELS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'configs'
+SECTIONS = ('model', 'data', 'train', 'eval')
 
 
 @dataclass
@@ -148,6 +149,11 @@ def merge_layers(layers: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     for layer in layers:
         if not isinstance(layer, dict):
             raise ConfigError(f'a configuration layer must be a mapping, got {layer!r}')
+        for section, values in layer.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown config section '{section}' (known: {', '.join(SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section '{section}' must be a mapping, got {values!r}")
         merged = _merge(merged, layer)
     return merged
 
@@ -209,11 +215,6 @@ def resolve_config(model: Optional[str] = None, layers: Sequence[Dict[str, Any]]
     The model name comes from the last layer that sets ``model.name``, else from :obj:`model`.
     """
     merged = merge_layers(layers)
-    for section in merged:
-        if section not in ('model', 'data', 'train', 'eval'):
-            raise ConfigError(f"unknown config section '{section}' (known: model, data, train, eval)")
-        if not isinstance(merged[section], dict):
-            raise ConfigError(f"config section '{section}' must be a mapping, got {merged[section]!r}")
     model_values = dict(merged.get('model', {}))
     name = model_values.pop('name', None) or model
     if name is None:

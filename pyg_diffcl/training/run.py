@@ -20,6 +20,7 @@ import resource
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -244,8 +245,12 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     with torch.no_grad():
         score_fn = model_scores(model, prep.adj)
         t0 = time.perf_counter()
-        test = prep.evaluator('test').evaluate(score_fn)
+        test_eval = prep.evaluator('test')
+        test: Dict[str, Optional[float]] = dict(test_eval.evaluate(score_fn))
         test_seconds = time.perf_counter() - t0
+    if test_eval.num_eval_users == 0:
+        warnings.warn(f'{ds.files.inter}: the test split is empty: the test metrics are null', UserWarning)
+        test = {k: None for k in test}
     history = result.history
     metrics = {
         'model': config.model_name,
@@ -269,8 +274,9 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)
     text = json.dumps(metrics, indent=2).encode()
     atomic_write(out / 'metrics.json', lambda f: f.write(text))
+    fmt = lambda v: 'n/a' if v is None else f'{v:.4f}'  # noqa: E731
     say(f'[pyg-diffcl] selected epoch {result.best_epoch} of {result.epochs_run} on valid {config.eval.metric}; '
-        f'test recall@20 {test.get("recall@20", float("nan")):.4f} ndcg@20 {test.get("ndcg@20", float("nan")):.4f}'
+        f'test recall@20 {fmt(test.get("recall@20"))} ndcg@20 {fmt(test.get("ndcg@20"))}'
         f'  ({metrics["seconds_per_epoch"]:.2f} s/epoch) -> {out}')
     return metrics
 
