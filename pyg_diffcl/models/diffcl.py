@@ -244,9 +244,9 @@ class DiffCL(Recommender):
     def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
         c = self.config
         e_id, mods, enh, fused = self._final(adj)
+        item_all = torch.cat([fused[1], e_id[1]], dim=-1)
         user = torch.cat([fused[0], e_id[0]], dim=-1)[batch.user]
-        pos = torch.cat([fused[1], e_id[1]], dim=-1)[batch.pos_item]
-        neg = torch.cat([fused[1], e_id[1]], dim=-1)[batch.neg_item]
+        pos, neg = item_all[batch.pos_item], item_all[batch.neg_item]
         reg = (self.id_user(batch.user), self.id_item(batch.pos_item), self.id_item(batch.neg_item))
         loss = self.bpr((user * pos).sum(-1), (user * neg).sum(-1), reg)
         if c.use_diffusion:
