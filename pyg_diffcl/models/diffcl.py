@@ -23,6 +23,32 @@ from .base import Recommender
 
 Pair = Tuple[Tensor, Tensor]
 
+MODALITY_USERS = ('free', 'items', 'id')
+FEATURE_NORMS = ('standardize', 'l2', 'none')
+
+
+def prepare_features(x: Tensor, how: str = 'standardize', eps: float = 1e-6) -> Tensor:
+    r"""Pre-process raw item features before their learned projection.
+
+    * ``'standardize'``: per column, :math:`(x - \bar{x}_j) / s_j` (:math:`s_j` the column's standard
+      deviation, constant columns become 0). Pre-extracted CNN features are non-negative with a large common
+      mean (on tiktok's image features every column averages 2.7, row norms 33); fed raw to a linear map
+      trained with Adam, every step moves all projected rows along that shared direction, and training is
+      unstable and dominated by the modality branch.
+    * ``'l2'``: every row scaled to unit L2 norm (keeps the common direction, fixes the scale).
+    * ``'none'``: as given.
+    """
+    x = x.float()
+    if how == 'standardize':
+        std = x.std(dim=0, keepdim=True)
+        return (x - x.mean(dim=0, keepdim=True)) / torch.where(std > eps, std, torch.ones_like(std)) \
+            * (std > eps)
+    if how == 'l2':
+        return F.normalize(x, dim=-1)
+    if how == 'none':
+        return x
+    raise ValueError(f'unknown feature normalisation {how!r}; expected one of {FEATURE_NORMS}')
+
 
 @dataclass
 class DiffCLConfig:
@@ -35,7 +61,16 @@ class DiffCLConfig:
     emb_reg_weight: float = 0.7
     tau: float = 0.4
     feat_dropout: float = 0.5
-    normalize_input: bool = True
+    feature_norm: str = 'standardize'
+    #: which branches' layer-0 rows are L2-normalised: 'all', 'modalities' or 'none'.
+    normalize_input: str = 'all'
+    #: Eq. 4 sums the layers; 'mean' is LightGCN's combination.
+    layer_combine: str = 'sum'
+    #: a modality's user side at layer 0: 'free' (MENTOR), 'items' (aggregated from the user's training
+    #: items, MGCN/FREEDOM style) or 'id' (the ID user embedding, DiffMM style).
+    modality_users: str = 'free'
+    #: Eq. 24's mu: 'convex' (sigmoid, in (0, 1)) or 'free' (unconstrained, as printed).
+    fusion: str = 'convex'
     item_graph_k: int = 10
     item_graph_layers: int = 1
     diffusion_steps: int = 5
@@ -48,6 +83,9 @@ class DiffCLConfig:
     view_steps: Optional[int] = None
     detach_views: bool = False
     diff_weight: float = 1.0
+    #: at most this many users and this many items (a uniform sample of the batch's unique ones) enter the
+    #: contrastive loss; None: all of them. InfoNCE costs O(n^2 d) in the number n of contrasted nodes.
+    cl_max_nodes: Optional[int] = None
     align_axis: str = 'all'
     align_stat: str = 'std'
     id_reg_weight: float = 0.0
@@ -138,23 +176,33 @@ class DiffCL(Recommender):
         c = self.config = config if config is not None else DiffCLConfig()
         d = c.embedding_dim
         self.modalities = sorted(features)
+        if c.feature_norm not in FEATURE_NORMS:
+            raise ConfigError(f'feature_norm must be one of {sorted(FEATURE_NORMS)}, got {c.feature_norm!r}')
         for m, x in features.items():
             if x.dim() != 2 or x.size(0) != num_items:
                 raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
-            self.register_buffer(f'feat_{m}', x.float(), persistent=False)
+            self.register_buffer(f'feat_{m}', prepare_features(x, c.feature_norm), persistent=False)
         self.id_user = torch.nn.Embedding(num_users, d)
         self.id_item = torch.nn.Embedding(num_items, d)
-        self.user_pref = torch.nn.ModuleDict({m: torch.nn.Embedding(num_users, d) for m in self.modalities})
+        if c.modality_users not in MODALITY_USERS:
+            raise ConfigError(f'modality_users must be one of {list(MODALITY_USERS)}, got {c.modality_users!r}')
+        self.user_pref = torch.nn.ModuleDict({m: torch.nn.Embedding(num_users, d) for m in self.modalities}
+                                             if c.modality_users == 'free' else {})
         self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
         self.feat_dropout = torch.nn.Dropout(c.feat_dropout)
-        self.propagation = LightGCNPropagation(c.num_layers, 'sum')
+        self.propagation = LightGCNPropagation(c.num_layers, c.layer_combine)
+        norm = c.normalize_input
+        if norm not in ('all', 'modalities', 'none'):
+            raise ConfigError(f"normalize_input must be 'all', 'modalities' or 'none', "
+                              f"got {c.normalize_input!r}")
+        self._norm_id, self._norm_mod = norm == 'all', norm in ('all', 'modalities')
         self.views = torch.nn.ModuleDict({
             m: DiffusionViewGenerator(
                 d, GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max),
                 hidden=c.denoiser_hidden, dropout=c.denoiser_dropout, predict=c.predict,
                 view_steps=c.view_steps, detach_views=c.detach_views)
             for m in self.modalities})
-        self.fusion = ModalityFusion(len(self.modalities))
+        self.fusion = ModalityFusion(len(self.modalities), mode=c.fusion)
         self.info_nce = InfoNCE(c.tau)
         self.alignment = IDGuidedAlignment(c.align_axis, c.align_stat)
         self.bpr = BPRLoss(c.id_reg_weight)
@@ -188,8 +236,17 @@ class DiffCL(Recommender):
         self.fusion.reset_parameters()
 
     # ------------------------------------------------------------------------------------------ encoders
-    def _layer0(self, x: Tensor) -> Tensor:
-        return F.normalize(x, dim=-1) if self.config.normalize_input else x
+    @staticmethod
+    def _layer0(x: Tensor, normalize: bool) -> Tensor:
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def _modality_user0(self, m: str, adj: BipartiteAdj, item0: Tensor) -> Tensor:
+        if self.config.modality_users == 'free':
+            return self.user_pref[m].weight
+        if self.config.modality_users == 'id':
+            return self.id_user.weight
+        # 'items': the mean of the user's training items' rows
+        return self.propagation.conv((item0, None), adj.item_mean_to_user)
 
     def encode(self, adj: BipartiteAdj) -> Tuple[Pair, Dict[str, Pair]]:
         """``(E_id, {m: E_m})`` after the user-item graph encoders (Eq. 3-5), as (user, item) pairs.
@@ -197,11 +254,12 @@ class DiffCL(Recommender):
         The branches share the graph, and propagation is linear and column-wise, so their layer-0 matrices
         are concatenated along the feature axis and propagated together (one sparse product per layer and
         direction instead of one per branch), then split: the same result as separate encoders."""
-        users = [self._layer0(self.id_user.weight)]
-        items = [self._layer0(self.id_item.weight)]
+        users = [self._layer0(self.id_user.weight, self._norm_id)]
+        items = [self._layer0(self.id_item.weight, self._norm_id)]
         for m in self.modalities:
-            users.append(self._layer0(self.user_pref[m].weight))
-            items.append(self._layer0(self.feat_dropout(self.proj[m](getattr(self, f"feat_{m}")))))
+            item0 = self._layer0(self.feat_dropout(self.proj[m](getattr(self, f"feat_{m}"))), self._norm_mod)
+            users.append(self._layer0(self._modality_user0(m, adj, item0), self._norm_mod))
+            items.append(item0)
         out_u, out_i = self.propagation(adj, torch.cat(users, dim=-1), torch.cat(items, dim=-1))
         d = self.config.embedding_dim
         split_u, split_i = out_u.split(d, dim=-1), out_i.split(d, dim=-1)
@@ -250,7 +308,8 @@ class DiffCL(Recommender):
         reg = (self.id_user(batch.user), self.id_item(batch.pos_item), self.id_item(batch.neg_item))
         loss = self.bpr((user * pos).sum(-1), (user * neg).sum(-1), reg)
         if c.use_diffusion:
-            users, items = torch.unique(batch.user), torch.unique(batch.pos_item)
+            users = self._cl_nodes(torch.unique(batch.user))
+            items = self._cl_nodes(torch.unique(batch.pos_item))
             nu = users.numel()
             cl = loss.new_zeros(())
             diff = loss.new_zeros(())
@@ -264,9 +323,15 @@ class DiffCL(Recommender):
         if c.use_alignment:
             full_id = torch.cat(e_id, dim=0)
             loss = loss + c.align_weight * self.alignment(full_id, *[torch.cat(enh[m], 0) for m in self.modalities])
-        if c.emb_reg_weight > 0:
+        if c.emb_reg_weight > 0 and len(self.user_pref) > 0:
             loss = loss + c.emb_reg_weight * sum(self.user_pref[m](batch.user).pow(2).mean() for m in self.modalities)
         return loss
+
+    def _cl_nodes(self, nodes: Tensor) -> Tensor:
+        k = self.config.cl_max_nodes
+        if k is None or nodes.numel() <= k:
+            return nodes
+        return nodes[torch.randperm(nodes.numel(), device=nodes.device)[:k]]
 
     def __repr__(self) -> str:
         c = self.config

@@ -141,6 +141,19 @@ class BipartiteAdj:
         self.item_to_user = Adjacency(edge_index, weight, (self.num_users, self.num_items), backend)
         self.user_to_item = Adjacency(edge_index.flip(0), weight, (self.num_items, self.num_users), backend)
 
+    @property
+    def item_mean_to_user(self) -> Adjacency:
+        r""":math:`\mathbf{D}_\mathcal{U}^{-1}\mathbf{R}` (users x items): each user's row is the plain mean of
+        its training items' rows (built on first use, then kept)."""
+        adj = getattr(self, '_item_mean_to_user', None)
+        if adj is None:
+            deg = torch.zeros(self.num_users, device=self.edge_index.device).scatter_add_(
+                0, self.edge_index[0], torch.ones(self.edge_index.size(1), device=self.edge_index.device))
+            weight = 1.0 / deg[self.edge_index[0]]
+            adj = self._item_mean_to_user = Adjacency(self.edge_index, weight, (self.num_users, self.num_items),
+                                                      self.item_to_user.backend)
+        return adj
+
     @classmethod
     def from_data(cls, data: Any, backend: str = 'auto', normalize: bool = True) -> 'BipartiteAdj':
         """Build from a :class:`~pyg_diffcl.datasets.MMRecDataset` graph (its training edges)."""

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from pyg_diffcl.datasets.sampler import BPRBatch
 from pyg_diffcl.errors import ConfigError
 from pyg_diffcl.models import DiffCL, DiffCLConfig
+from pyg_diffcl.models.diffcl import prepare_features
 from pyg_diffcl.ops import Adjacency, BipartiteAdj, item_knn_graph
 
 from tests.ops.test_adj import dense_norm, random_bipartite
@@ -39,9 +40,44 @@ def test_encoder_is_lightgcn_sum_with_dense_reference():
     x0 = torch.cat([F.normalize(model.id_user.weight, dim=-1), F.normalize(model.id_item.weight, dim=-1)])
     ref = x0 + A @ x0 + A @ A @ x0  # Eq. 4: the sum of layers 0..2
     assert torch.allclose(torch.cat(e_id), ref, atol=1e-5)
-    item0 = F.normalize(model.proj['image'](feats['image']), dim=-1)
+    f = feats['image']
+    z = (f - f.mean(0)) / f.std(0)  # feature_norm='standardize' (default), by hand
+    item0 = F.normalize(model.proj['image'](z), dim=-1)
     x0 = torch.cat([F.normalize(model.user_pref['image'].weight, dim=-1), item0])
     assert torch.allclose(torch.cat(mods['image']), x0 + A @ x0 + A @ A @ x0, atol=1e-5)
+
+
+def test_normalize_modalities_only_and_mean_combination():
+    cfg = DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], normalize_input='modalities', layer_combine='mean',
+                       feature_norm='none')
+    model, adj, R, feats = make(cfg)
+    model.eval()
+    N = dense_norm(R)
+    A = torch.zeros(22, 22)
+    A[:12, 12:], A[12:, :12] = N, N.t()
+    e_id, mods = model.encode(adj)
+    x0 = torch.cat([model.id_user.weight, model.id_item.weight])  # the ID branch is not normalised
+    assert torch.allclose(torch.cat(e_id), (x0 + A @ x0 + A @ A @ x0) / 3, atol=1e-5)
+    x0 = torch.cat([F.normalize(model.user_pref['audio'].weight, dim=-1),
+                    F.normalize(model.proj['audio'](feats['audio']), dim=-1)])
+    assert torch.allclose(torch.cat(mods['audio']), (x0 + A @ x0 + A @ A @ x0) / 3, atol=1e-5)
+
+
+def test_prepare_features():
+    x = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 2.0], [5.0, 5.0, 8.0]])
+    z = prepare_features(x, 'standardize')
+    # column 0: mean 3, sample std 2; column 1 constant -> 0; column 2: mean 4, std sqrt(12)
+    assert torch.allclose(z[:, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(z[:, 1], torch.zeros(3))
+    assert torch.allclose(z[:, 2], torch.tensor([-2.0, -2.0, 4.0]) / 12 ** 0.5)
+    assert torch.allclose(prepare_features(x, 'l2').norm(dim=1), torch.ones(3))
+    assert torch.equal(prepare_features(x, 'none'), x)
+    with pytest.raises(ValueError, match='unknown feature normalisation'):
+        prepare_features(x, 'zscore')
+    with pytest.raises(ConfigError, match='feature_norm'):
+        make(DiffCLConfig(embedding_dim=4, feature_norm='zscore'))
+    with pytest.raises(ConfigError, match='normalize_input'):
+        make(DiffCLConfig(embedding_dim=4, normalize_input='ids'))
 
 
 def test_item_graph_enhancement_and_score_are_eq_23_and_30():
@@ -54,7 +90,7 @@ def test_item_graph_enhancement_and_score_are_eq_23_and_30():
         S = Adjacency(ei, w, (10, 10)).to_dense()
         assert torch.allclose(enh[m][1], mods[m][1] + S @ mods[m][1], atol=1e-5)
         assert torch.equal(enh[m][0], mods[m][0])
-    mu = model.fusion.mu
+    mu = torch.sigmoid(model.fusion.mu)  # convex fusion (default): mu = sigmoid(theta)
     fu = mu * enh['audio'][0] + (1 - mu) * enh['image'][0]  # modalities sorted: audio, image
     fi = mu * enh['audio'][1] + (1 - mu) * enh['image'][1]
     u, i = model.get_embedding(adj)
@@ -102,3 +138,17 @@ def test_any_number_of_modalities(mods):
     assert torch.isfinite(model.loss(adj, batch()))
     u, i = model.get_embedding(adj)
     assert u.shape == (12, 8) and i.shape == (10, 8)
+
+
+def test_cl_max_nodes_limits_the_contrasted_rows(monkeypatch):
+    model, adj, _, _ = make(DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], cl_max_nodes=2))
+    sizes = []
+    real = model.info_nce.forward
+    monkeypatch.setattr(model.info_nce, 'forward', lambda a, b: sizes.append(a.size(0)) or real(a, b))
+    b = batch()  # 3 unique users, 4 unique positive items
+    assert torch.isfinite(model.loss(adj, b))
+    assert sizes == [2, 2, 2, 2]  # (users, items) x 2 modalities, each capped at 2
+    model.config.cl_max_nodes = None
+    sizes.clear()
+    model.loss(adj, b)
+    assert sizes == [3, 4, 3, 4]

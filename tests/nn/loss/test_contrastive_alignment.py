@@ -48,11 +48,18 @@ def test_alignment_detach_id():
 def test_fusion_modes():
     a, b, c = torch.ones(2, 2), 3 * torch.ones(2, 2), 5 * torch.ones(2, 2)
     assert torch.equal(ModalityFusion(1)([a]), a)
-    f2 = ModalityFusion(2)
+    f2 = ModalityFusion(2, mode='free')
     assert torch.allclose(f2([a, b]), 2 * torch.ones(2, 2))
     with torch.no_grad():
-        f2.mu.fill_(0.25)
-    assert torch.allclose(f2([a, b]), (0.25 * 1 + 0.75 * 3) * torch.ones(2, 2))
+        f2.mu.fill_(3.0)  # unconstrained: 3a - 2b
+    assert torch.allclose(f2([a, b]), (3 * 1 - 2 * 3) * torch.ones(2, 2))
+    fc = ModalityFusion(2, init=0.25)  # convex: mu = sigmoid(theta), starts at init
+    assert torch.allclose(fc([a, b]), (0.25 * 1 + 0.75 * 3) * torch.ones(2, 2))
+    with torch.no_grad():
+        fc.mu.fill_(50.0)
+    assert torch.allclose(fc([a, b]), a) and torch.allclose(fc.weights().sum(), torch.tensor(1.0))
+    with pytest.raises(ValueError, match='mode'):
+        ModalityFusion(2, mode='softplus')
     f3 = ModalityFusion(3)
     assert torch.allclose(f3([a, b, c]), 3 * torch.ones(2, 2))
     assert torch.allclose(f3.weights().sum(), torch.tensor(1.0))
