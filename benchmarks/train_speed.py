@@ -4,6 +4,11 @@ measured in the same run.
 
     python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--diffcl] [--json out.json]
 
+With ``--diffcl`` it also times a DiffCL epoch (the packaged settings for the data set when there are any, else
+the defaults; with ``--layers`` propagation layers, like the LightGCN it is compared with) and reports the
+peak resident memory of a fresh process that loads the data and trains one DiffCL epoch, and of one that
+trains one LightGCN epoch.
+
 PyG's model is driven as in PyG's own ``examples/lightgcn.py``: users and items in one node numbering,
 ``model(edge_index, edge_label_index)`` for the positive and negative pairs of a batch, and
 ``model.recommendation_loss(...)``; the full graph is propagated for every batch, as ours is.
@@ -12,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -23,6 +31,7 @@ from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
 from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
 from pyg_diffcl.ops import BipartiteAdj
+from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.trainer import Trainer, model_scores
 
 
@@ -37,6 +46,35 @@ def time_calls(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def diffcl_config(data: str, dim: int, layers: int) -> DiffCLConfig:
+    values = dict(packaged_config(data, 'diffcl').get('model', {}))
+    values.update(embedding_dim=dim, num_layers=layers)
+    return DiffCLConfig(**values)
+
+
+def peak_rss_child(args: argparse.Namespace, model: str) -> float:
+    """Peak RSS (MiB) of a fresh process that loads the data and trains one epoch of :obj:`model`."""
+    cmd = [sys.executable, __file__, '--data', args.data, '--dim', str(args.dim), '--layers', str(args.layers),
+           '--batch-size', str(args.batch_size), '--backend', args.backend, '--rss-of', model]
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def rss_of(args: argparse.Namespace) -> None:
+    ds = MMRecDataset(args.data, modalities=None if args.rss_of == 'diffcl' else [])
+    train_ei = ds[0][EDGE_TYPE].edge_index
+    sampler = BPRSampler(train_ei, ds.num_items, args.batch_size, seed=0)
+    adj = BipartiteAdj(train_ei, ds.num_users, ds.num_items, backend=args.backend)
+    if args.rss_of == 'diffcl':
+        model = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds)
+    else:
+        model = LightGCN(ds.num_users, ds.num_items, args.dim, args.layers)
+    Trainer(model, adj, sampler, None, show_progress=False).train_epoch(0)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', default='tiktok')
@@ -48,9 +86,12 @@ def main() -> None:
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--diffcl', action='store_true', help='also time a DiffCL epoch (default config)')
     p.add_argument('--json', default=None, help='write the figures to this JSON file')
+    p.add_argument('--rss-of', choices=['diffcl', 'lightgcn'], default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.rss_of:
+        return rss_of(args)
 
     ds = MMRecDataset(args.data, modalities=None if args.diffcl else [])
     data = ds[0]
@@ -103,12 +144,13 @@ def main() -> None:
             ev_test.evaluate(fn)
     pyg_eval_time = time_calls(pyg_eval, args.epochs)
 
-    diffcl_epoch = None
+    diffcl_epoch = diffcl_rss = lightgcn_rss = None
     if args.diffcl:
         torch.manual_seed(0)
-        dmodel = DiffCL.from_config(DiffCLConfig(embedding_dim=args.dim), ds)
+        dmodel = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds)
         dtrainer = Trainer(dmodel, adj, sampler, ev_valid, show_progress=False)
-        diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), 1)
+        diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), args.epochs)
+        diffcl_rss, lightgcn_rss = peak_rss_child(args, 'diffcl'), peak_rss_child(args, 'lightgcn')
 
     res = {
         'data': ds.name, 'users': U, 'items': I, 'train_interactions': int(train_ei.size(1)),
@@ -118,6 +160,7 @@ def main() -> None:
         'ours_eval_s': ours_eval, 'pyg_lightgcn_eval_s': pyg_eval_time,
         'diffcl_epoch_s': diffcl_epoch,
         'diffcl_vs_lightgcn': None if diffcl_epoch is None else diffcl_epoch / ours_epoch,
+        'diffcl_peak_rss_mib': diffcl_rss, 'lightgcn_peak_rss_mib': lightgcn_rss,
     }
     print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
           f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}")
@@ -126,7 +169,9 @@ def main() -> None:
     print(f"{'PyG stock LightGCN':28s}{pyg_time:16.3f}{pyg_eval_time:15.3f}")
     print(f"speed-up per training epoch: {pyg_time / ours_epoch:.2f}x")
     if diffcl_epoch is not None:
-        print(f"{'pyg_diffcl DiffCL':28s}{diffcl_epoch:16.3f}  ({diffcl_epoch / ours_epoch:.1f}x our LightGCN epoch)")
+        print(f"{'pyg_diffcl DiffCL':28s}{diffcl_epoch:16.3f}  ({diffcl_epoch / ours_epoch:.2f}x our LightGCN epoch)")
+        print(f"peak RSS of one training epoch in a fresh process: DiffCL {diffcl_rss:.0f} MiB, "
+              f"LightGCN {lightgcn_rss:.0f} MiB")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(res, f, indent=2)

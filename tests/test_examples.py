@@ -44,4 +44,5 @@ def test_train_speed_benchmark_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / 'b.json').read_text())
     assert out['ours_epoch_s'] > 0 and out['pyg_lightgcn_epoch_s'] > 0 and out['diffcl_epoch_s'] > 0
+    assert out['diffcl_peak_rss_mib'] > 0 and out['lightgcn_peak_rss_mib'] > 0
     assert 'speed-up per training epoch' in res.stdout

@@ -88,6 +88,8 @@ class DiffCLConfig:
     cl_max_nodes: Optional[int] = None
     align_axis: str = 'all'
     align_stat: str = 'std'
+    #: stop gradients into E_id in L_align, so that ID guides the modalities and is not pulled by them.
+    align_detach_id: bool = False
     id_reg_weight: float = 0.0
     #: Table III switches.
     use_diffusion: bool = True
@@ -108,14 +110,20 @@ class DiffCL(Recommender):
         \mathbf{E}_m = \sum_{l=0}^{L} \hat{\mathbf{A}}^l \mathbf{E}_m^{(0)}, \qquad
         \mathbf{E}_m^{(0)} = \big[\mathbf{P}_m \,;\, \mathrm{dropout}(\mathbf{F}_m\mathbf{W}_m + \mathbf{b}_m)\big]
 
-    The item side of a modality is its raw feature :math:`\mathbf{F}_m` through a learned linear map, with
-    dropout 0.5 (Sec. V-A-3) on the projected :math:`d`-dimensional features: the paper does not say where
-    the dropout sits, and after the projection it costs :math:`d / F_m` of dropping the raw features (a
-    64x saving for 4096-d visual features). The paper does not say what a modality's *user* side is; here
-    it is a free per-modality user embedding :math:`\mathbf{P}_m` (as in MENTOR, whose structure DiffCL
-    follows; it is also what :math:`\mathcal{L}_E` of Eq. 33 can regularise). The ID branch has free user
-    and item embeddings. With :obj:`normalize_input`, layer-0 rows are L2-normalised (MENTOR), which keeps the
-    branches on one scale for the alignment.
+    The item side of a modality is its raw feature :math:`\mathbf{F}_m` (pre-processed by
+    :obj:`feature_norm`, :func:`prepare_features`: column-standardised by default) through a learned linear
+    map, with dropout 0.5 (Sec. V-A-3) on the projected :math:`d`-dimensional features: the paper does not
+    say where the dropout sits, and after the projection it costs :math:`d / F_m` of dropping the raw
+    features (a 64x saving for 4096-d visual features). The paper does not say what a modality's *user* side
+    is (:obj:`modality_users`): by default a free per-modality user embedding :math:`\mathbf{P}_m`
+    (``'free'``, as in MENTOR, whose structure DiffCL follows; it is also what :math:`\mathcal{L}_E` of
+    Eq. 33 regularises); ``'items'`` makes it the mean of the user's training items' rows (MGCN/FREEDOM, no
+    user parameters), ``'id'`` the ID user embedding (DiffMM). The ID branch has free user and item
+    embeddings. :obj:`normalize_input` L2-normalises the layer-0 rows of ``'all'`` branches (MENTOR),
+    of the ``'modalities'`` only, or of ``'none'``: normalised rows keep the modality branches on one scale
+    for the alignment, but make an L2 penalty on the ID embeddings (:obj:`id_reg_weight`) meaningless, so
+    ``'modalities'`` is the one to combine with it. :obj:`layer_combine` = ``'mean'`` replaces Eq. 4's sum
+    with LightGCN's mean (a rescaling of the scores that changes what a given L2 weight means).
 
     **Diffusion views and contrast** (Eq. 6-17). For every modality, two views of :math:`\mathbf{E}_m` (before
     the item-graph enhancement) come from :class:`~pyg_diffcl.nn.DiffusionViewGenerator` (forward noise to
@@ -140,7 +148,8 @@ class DiffCL(Recommender):
 
     **Fusion, score, alignment, loss** (Eq. 24-33). :math:`\mathbf{E}_{\mathcal{M}} =
     \mathrm{fuse}(\bar{\mathbf{E}}_m)` (:class:`~pyg_diffcl.nn.ModalityFusion`: :math:`\mu` initialised at
-    0.5 for two modalities), score :math:`y_{ui} = \mathbf{e}_{\mathcal{M},u}^\top
+    0.5 for two modalities and kept in :math:`(0, 1)` by default, :obj:`fusion='convex'`; Eq. 24's
+    unconstrained :math:`\mu` is ``'free'``, and it lets BPR inflate the modality score without bound), score :math:`y_{ui} = \mathbf{e}_{\mathcal{M},u}^\top
     \mathbf{e}_{\mathcal{M},i} + \mathbf{e}_{id,u}^\top \mathbf{e}_{id,i}` (Eq. 30; the ID branch is never
     fused), and
 
@@ -152,7 +161,12 @@ class DiffCL(Recommender):
     with the Gaussian statistics over all entries of the full :math:`(|\mathcal{U}|+|\mathcal{I}|) \times d`
     matrices :math:`\mathbf{E}_{id}` and :math:`\bar{\mathbf{E}}_m` (:class:`~pyg_diffcl.nn.IDGuidedAlignment`)
     and :math:`\mathcal{L}_E` the mean square of the batch users' modality preference embeddings (the
-    paper's :math:`\lambda_E \approx 0.7`-:math:`1.0` only makes sense for a mean, not a sum).
+    paper's :math:`\lambda_E \approx 0.7`-:math:`1.0` only makes sense for a mean, not a sum; no term
+    without free user embeddings). :obj:`align_detach_id` stops the alignment's gradient into
+    :math:`\mathbf{E}_{id}` (the ID branch guides and is not pulled); :obj:`id_reg_weight` adds the usual
+    :math:`\lambda/(2|B|)\sum\|\mathbf{e}^{(0)}\|^2` on the batch's ID embeddings to the BPR term.
+    :obj:`cl_max_nodes` caps the users and the items contrasted per batch (a uniform sample of the batch's
+    unique ones): InfoNCE costs :math:`O(n^2 d)` in their number :math:`n`.
 
     **Ablations** (Table III): :obj:`use_diffusion`, :obj:`use_alignment`, :obj:`use_item_graph`.
 
@@ -204,7 +218,7 @@ class DiffCL(Recommender):
             for m in self.modalities})
         self.fusion = ModalityFusion(len(self.modalities), mode=c.fusion)
         self.info_nce = InfoNCE(c.tau)
-        self.alignment = IDGuidedAlignment(c.align_axis, c.align_stat)
+        self.alignment = IDGuidedAlignment(c.align_axis, c.align_stat, detach_id=c.align_detach_id)
         self.bpr = BPRLoss(c.id_reg_weight)
         if c.use_item_graph:
             from ..ops import item_knn_graph
