@@ -30,7 +30,7 @@ from pyg_diffcl.datasets import BPRSampler, MMRecDataset
 from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
 from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
-from pyg_diffcl.ops import BipartiteAdj
+from pyg_diffcl.ops import BipartiteAdj, tune_allocator
 from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.trainer import Trainer, model_scores
 
@@ -56,6 +56,8 @@ def peak_rss_child(args: argparse.Namespace, model: str) -> float:
     """Peak RSS (MiB) of a fresh process that loads the data and trains one epoch of :obj:`model`."""
     cmd = [sys.executable, __file__, '--data', args.data, '--dim', str(args.dim), '--layers', str(args.layers),
            '--batch-size', str(args.batch_size), '--backend', args.backend, '--rss-of', model]
+    if args.default_malloc:
+        cmd.append('--default-malloc')
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -86,10 +88,13 @@ def main() -> None:
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--diffcl', action='store_true', help='also time a DiffCL epoch (default config)')
     p.add_argument('--json', default=None, help='write the figures to this JSON file')
+    p.add_argument('--default-malloc', action='store_true', help="keep glibc's default malloc thresholds")
     p.add_argument('--rss-of', choices=['diffcl', 'lightgcn'], default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        tune_allocator()  # for both sides of every comparison
     if args.rss_of:
         return rss_of(args)
 

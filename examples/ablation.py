@@ -2,6 +2,7 @@
 item-graph enhancement, each validation-selected, printed as a table of test metrics.
 
     python examples/ablation.py tiktok [--epochs 1000] [--seed 0] [--out runs/ablation] [--set k=v ...]
+        [--only DiffCL_diff,DiffCL_h]
 
 Each variant is a run directory under --out (finished ones are reused, so an interrupted table resumes).
 """
@@ -27,12 +28,20 @@ def main() -> None:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='runs/ablation')
     p.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE')
+    p.add_argument('--only', default=None, metavar='NAME,...',
+                   help='train only these variants (e.g. to split the table over processes); the table shows '
+                        'the finished ones')
     args = p.parse_args()
+    only = set(args.only.split(',')) if args.only else None
 
     rows = []
     for flags in itertools.product([0, 1], repeat=3):
         name = NAMES[flags]
         run = Path(args.out) / name
+        if only is not None and name not in only:
+            if (run / 'metrics.json').exists():
+                rows.append((name, json.loads((run / 'metrics.json').read_text())))
+            continue
         if not (run / 'metrics.json').exists():
             switches = {'use_diffusion': bool(flags[0]), 'use_alignment': bool(flags[1]),
                         'use_item_graph': bool(flags[2])}
@@ -45,10 +54,11 @@ def main() -> None:
 
     print(f"\n{'variant':20s} {'diff':>5s} {'align':>6s} {'h':>3s} {'R@10':>8s} {'R@20':>8s} {'N@10':>8s} {'N@20':>8s}"
           f" {'epoch':>6s}")
-    for (name, m), flags in zip(rows, itertools.product([0, 1], repeat=3)):
-        t = m['test']
+    flags_of = {v: k for k, v in NAMES.items()}
+    for name, m in rows:
+        flags, t = flags_of[name], m['test']
         print(f"{name:20s} {flags[0]:5d} {flags[1]:6d} {flags[2]:3d} {t['recall@10']:8.4f} {t['recall@20']:8.4f} "
-              f"{t['ndcg@10']:8.4f} {t['ndcg@20']:8.4f} {m['best_epoch']:6d}")
+              f"{t['ndcg@10']:8.4f} {t['ndcg@20']:8.4f} {m['valid']['recall@20']:11.4f} {m['best_epoch']:6d}")
     print('(test metrics of the validation-selected epoch of each variant)')
 
 

@@ -117,6 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pyg-diffcl`` console script; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    from .ops import tune_allocator
+    tune_allocator()
     debug = bool(getattr(args, 'debug', False))
     if not debug:
         warnings.showwarning = _one_line_warning

@@ -25,6 +25,17 @@ def test_ablation_prints_all_eight_variants(tmp_path):
     assert all(f'\n{n} ' in table for n in names) and '\nDiffCL ' in table
 
 
+def test_ablation_only_trains_the_named_variants(tmp_path):
+    data = write_dataset(tmp_path / 'mm', num_users=20, num_items=25, modalities={'v': 4})
+    args = ['--epochs', '1', '--out', str(tmp_path / 'abl'), '--set', 'model.embedding_dim=8',
+            '--set', 'model.denoiser_hidden=[8]']
+    out = run('ablation.py', str(data), *args, '--only', 'DiffCL_h')
+    assert sorted(p.name for p in (tmp_path / 'abl').iterdir()) == ['DiffCL_h']
+    assert '\nDiffCL_h ' in out and '\nDiffCL_baseline ' not in out
+    out = run('ablation.py', str(data), *args, '--only', 'DiffCL_baseline')  # the table shows both now
+    assert '\nDiffCL_h ' in out and '\nDiffCL_baseline ' in out
+
+
 def test_grid_search_selects_on_validation(tmp_path):
     data = write_dataset(tmp_path / 'd', num_users=20, num_items=25, modalities={})
     out = run('grid_search.py', '--model', 'lightgcn', '--data', str(data), '--grid', 'model.num_layers=1,2',

@@ -5,6 +5,7 @@ from .adj import Adjacency, BipartiteAdj, available_backends, resolve_backend, B
 from .spmm import spmm
 from .knn import knn_graph
 from .item_graph import item_knn_graph
+from .allocator import tune_allocator
 
 __all__ = [
     'bipartite_gcn_norm',
@@ -16,4 +17,5 @@ __all__ = [
     'spmm',
     'knn_graph',
     'item_knn_graph',
+    'tune_allocator',
 ]

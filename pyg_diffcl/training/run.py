@@ -35,7 +35,7 @@ from ..datasets.mmrec import EDGE_TYPE
 from ..errors import ConfigError, DataError
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
-from ..ops import BipartiteAdj
+from ..ops import BipartiteAdj, tune_allocator
 from .config import RunConfig, from_dict
 from .trainer import EpochRecord, Trainer, model_scores
 
@@ -194,8 +194,10 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
               log=print) -> Dict[str, Any]:
     """Train, select on validation, test the selected epoch once, write the run directory.
 
-    Returns the content of ``metrics.json``.
+    Returns the content of ``metrics.json``. Applies :func:`~pyg_diffcl.ops.tune_allocator` (opt out with
+    ``PYG_DIFFCL_TUNE_MALLOC=0``).
     """
+    tune_allocator()
     out = Path(out)
     check_out_dir(out, overwrite)
     prep = prepare(config)

@@ -152,3 +152,16 @@ def test_cl_max_nodes_limits_the_contrasted_rows(monkeypatch):
     sizes.clear()
     model.loss(adj, b)
     assert sizes == [3, 4, 3, 4]
+
+
+def test_feature_dropout_is_inverted_dropout():
+    model, _, _, _ = make(DiffCLConfig(embedding_dim=8, feat_dropout=0.5))
+    x = torch.ones(200, 50)
+    model.train()
+    y = model._dropout(x)
+    assert set(y.unique().tolist()) <= {0.0, 2.0}  # dropped, or scaled by 1 / (1 - p)
+    assert abs((y == 0).float().mean().item() - 0.5) < 0.03  # 10,000 draws: 5 sigma = 0.025
+    model.eval()
+    assert torch.equal(model._dropout(x), x)
+    with pytest.raises(ConfigError, match='feat_dropout'):
+        make(DiffCLConfig(embedding_dim=8, feat_dropout=1.0))

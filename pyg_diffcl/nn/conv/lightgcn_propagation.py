@@ -43,18 +43,29 @@ class LightGCNPropagation(torch.nn.Module):
         if alpha.numel() != num_layers + 1:
             raise ValueError(f'alpha needs num_layers + 1 = {num_layers + 1} values, got {alpha.numel()}')
         self.register_buffer('alpha', alpha)
+        # equal weights: sum the layers and scale once (saves 2L elementwise passes, forward and backward)
+        self._common = float(alpha[0]) if bool((alpha == alpha[0]).all()) else None
         self.conv = BipartiteLightGCNConv()
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
 
     def forward(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
-        out_user, out_item = x_user * self.alpha[0], x_item * self.alpha[0]
+        common = self._common
+        if common is not None:
+            out_user, out_item = x_user, x_item
+        else:
+            out_user, out_item = x_user * self.alpha[0], x_item * self.alpha[0]
         for k in range(1, self.num_layers + 1):
             x_user, x_item = (self.conv((x_item, x_user), adj.item_to_user),
                               self.conv((x_user, x_item), adj.user_to_item))
-            out_user = out_user + self.alpha[k] * x_user
-            out_item = out_item + self.alpha[k] * x_item
+            if common is not None:
+                out_user, out_item = out_user + x_user, out_item + x_item
+            else:
+                out_user = out_user + self.alpha[k] * x_user
+                out_item = out_item + self.alpha[k] * x_item
+        if common is not None and common != 1.0:
+            out_user, out_item = out_user * common, out_item * common
         return out_user, out_item
 
     def __repr__(self) -> str:
