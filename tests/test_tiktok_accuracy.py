@@ -22,13 +22,13 @@ def test_lightgcn_tiktok_reaches_target(tmp_path):
 
 @pytest.mark.slow
 def test_diffcl_tiktok_beats_diffmm_validation_selected(tmp_path):
-    """DiffCL with the packaged tiktok settings, seed 0 (README: 0.1059 / 0.0461 over seeds). The bounds sit
-    about one seed-std under that, and above DiffMM's released code run here with validation selection
-    (0.1020 / 0.0429)."""
+    """DiffCL with the packaged tiktok settings, seed 0 (README: 0.1047 ± 0.0007 / 0.0450 ± 0.0009 over seeds
+    0-2; seed 0 gave 0.1049 / 0.0460). The bounds are DiffMM's released code run here with validation
+    selection (0.1020 / 0.0429), raised to one-and-a-half seed-stds under the mean for NDCG."""
     res = run_cli('train', '--model', 'diffcl', '--data', 'tiktok', '--seed', '0', '--out', str(tmp_path / 'r'),
                   '--quiet', timeout=3600)
     assert res.returncode == 0, res.stderr
     m = json.loads((tmp_path / 'r' / 'metrics.json').read_text())
     assert m['selection'] == 'valid'
-    assert m['test']['recall@20'] >= 0.1059 - 0.003
-    assert m['test']['ndcg@20'] >= 0.0461 - 0.0015
+    assert m['test']['recall@20'] >= 0.1020
+    assert m['test']['ndcg@20'] >= 0.0450 - 0.0015
