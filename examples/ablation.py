@@ -53,7 +53,7 @@ def main() -> None:
         rows.append((name, json.loads((run / 'metrics.json').read_text())))
 
     print(f"\n{'variant':20s} {'diff':>5s} {'align':>6s} {'h':>3s} {'R@10':>8s} {'R@20':>8s} {'N@10':>8s} {'N@20':>8s}"
-          f" {'epoch':>6s}")
+          f" {'valid R@20':>11s} {'epoch':>6s}")
     flags_of = {v: k for k, v in NAMES.items()}
     for name, m in rows:
         flags, t = flags_of[name], m['test']
