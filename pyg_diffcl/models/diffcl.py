@@ -25,6 +25,12 @@ Pair = Tuple[Tensor, Tensor]
 
 MODALITY_USERS = ('free', 'items', 'id')
 FEATURE_NORMS = ('standardize', 'l2', 'none')
+NORMALIZE_INPUTS = ('all', 'modalities', 'none')
+
+
+def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f'{name} must be one of {list(choices)}, got {value!r}')
 
 
 def prepare_features(x: Tensor, how: str = 'standardize', eps: float = 1e-6) -> Tensor:
@@ -190,27 +196,22 @@ class DiffCL(Recommender):
         c = self.config = config if config is not None else DiffCLConfig()
         d = c.embedding_dim
         self.modalities = sorted(features)
-        if c.feature_norm not in FEATURE_NORMS:
-            raise ConfigError(f'feature_norm must be one of {sorted(FEATURE_NORMS)}, got {c.feature_norm!r}')
+        _check_choice('feature_norm', c.feature_norm, FEATURE_NORMS)
+        _check_choice('modality_users', c.modality_users, MODALITY_USERS)
+        _check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
         for m, x in features.items():
             if x.dim() != 2 or x.size(0) != num_items:
                 raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
             self.register_buffer(f'feat_{m}', prepare_features(x, c.feature_norm), persistent=False)
         self.id_user = torch.nn.Embedding(num_users, d)
         self.id_item = torch.nn.Embedding(num_items, d)
-        if c.modality_users not in MODALITY_USERS:
-            raise ConfigError(f'modality_users must be one of {list(MODALITY_USERS)}, got {c.modality_users!r}')
         self.user_pref = torch.nn.ModuleDict({m: torch.nn.Embedding(num_users, d) for m in self.modalities}
                                              if c.modality_users == 'free' else {})
         self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
         if not 0.0 <= c.feat_dropout < 1.0:
             raise ConfigError(f'feat_dropout must be in [0, 1), got {c.feat_dropout}')
         self.propagation = LightGCNPropagation(c.num_layers, c.layer_combine)
-        norm = c.normalize_input
-        if norm not in ('all', 'modalities', 'none'):
-            raise ConfigError(f"normalize_input must be 'all', 'modalities' or 'none', "
-                              f"got {c.normalize_input!r}")
-        self._norm_id, self._norm_mod = norm == 'all', norm in ('all', 'modalities')
+        self._norm_id, self._norm_mod = c.normalize_input == 'all', c.normalize_input in ('all', 'modalities')
         self.views = torch.nn.ModuleDict({
             m: DiffusionViewGenerator(
                 d, GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max),

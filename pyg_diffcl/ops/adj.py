@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 import torch_geometric.typing as pyg_typing
+from torch_geometric.utils import degree
 
 from .norm import bipartite_gcn_norm
 
@@ -147,9 +148,7 @@ class BipartiteAdj:
         its training items' rows (built on first use, then kept)."""
         adj = getattr(self, '_item_mean_to_user', None)
         if adj is None:
-            deg = torch.zeros(self.num_users, device=self.edge_index.device).scatter_add_(
-                0, self.edge_index[0], torch.ones(self.edge_index.size(1), device=self.edge_index.device))
-            weight = 1.0 / deg[self.edge_index[0]]
+            weight = 1.0 / degree(self.edge_index[0], self.num_users)[self.edge_index[0]]
             adj = self._item_mean_to_user = Adjacency(self.edge_index, weight, (self.num_users, self.num_items),
                                                       self.item_to_user.backend)
         return adj

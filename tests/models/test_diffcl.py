@@ -165,3 +165,18 @@ def test_feature_dropout_is_inverted_dropout():
     assert torch.equal(model._dropout(x), x)
     with pytest.raises(ConfigError, match='feat_dropout'):
         make(DiffCLConfig(embedding_dim=8, feat_dropout=1.0))
+
+
+def test_modality_users_items_is_the_mean_of_training_items_and_id_is_the_id_embedding():
+    cfg = DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], modality_users='items', normalize_input='none',
+                       feature_norm='none')
+    model, adj, R, feats = make(cfg)
+    model.eval()
+    assert len(model.user_pref) == 0  # no free user parameters
+    item0 = model.proj['audio'](feats['audio'])
+    ref = (R @ item0) / R.sum(1, keepdim=True).clamp_min(1)  # users without items: zero rows
+    assert torch.allclose(model._modality_user0('audio', adj, item0), ref, atol=1e-5)
+    model, adj, _, feats = make(DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], modality_users='id'))
+    assert model._modality_user0('audio', adj, feats['audio']) is model.id_user.weight
+    with pytest.raises(ConfigError, match='modality_users'):
+        make(DiffCLConfig(embedding_dim=8, modality_users='shared'))

@@ -52,18 +52,16 @@ class LightGCNPropagation(torch.nn.Module):
 
     def forward(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
         common = self._common
-        if common is not None:
-            out_user, out_item = x_user, x_item
-        else:
-            out_user, out_item = x_user * self.alpha[0], x_item * self.alpha[0]
+
+        def weighted(x: Tensor, k: int) -> Tensor:  # equal weights are applied once, after the sum
+            return x if common is not None else self.alpha[k] * x
+
+        out_user, out_item = weighted(x_user, 0), weighted(x_item, 0)
         for k in range(1, self.num_layers + 1):
             x_user, x_item = (self.conv((x_item, x_user), adj.item_to_user),
                               self.conv((x_user, x_item), adj.user_to_item))
-            if common is not None:
-                out_user, out_item = out_user + x_user, out_item + x_item
-            else:
-                out_user = out_user + self.alpha[k] * x_user
-                out_item = out_item + self.alpha[k] * x_item
+            out_user = out_user + weighted(x_user, k)
+            out_item = out_item + weighted(x_item, k)
         if common is not None and common != 1.0:
             out_user, out_item = out_user * common, out_item * common
         return out_user, out_item
