@@ -3,11 +3,19 @@ ours vs PyG's stock ``torch_geometric.nn.models.LightGCN`` trained with the same
 measured in the same run.
 
     python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--diffcl] [--json out.json]
+    python benchmarks/train_speed.py --diffcl --compare-backend edge_index   # what the kernel gain buys an epoch
 
 With ``--diffcl`` it also times a DiffCL epoch (the packaged settings for the data set when there are any, else
 the defaults; with ``--layers`` propagation layers, like the LightGCN it is compared with) and reports the
 peak resident memory of a fresh process that loads the data and trains one DiffCL epoch, and of one that
 trains one LightGCN epoch.
+
+With ``--compare-backend B`` it also trains our LightGCN (and DiffCL) epochs on backend ``B`` and times the
+propagation alone (:class:`~pyg_diffcl.nn.LightGCNPropagation`, forward+backward, the run's ``d`` and layers)
+on both backends. A training step propagates :math:`P` graphs (LightGCN 1; DiffCL the ID graph and one per
+modality), so the kernel gain promises an epoch of
+:math:`t_B - n_\text{batches} P (p_B - p)` seconds, :math:`p_B` and :math:`p` the propagation times; the
+script prints that promise beside the measured epoch.
 
 PyG's model is driven as in PyG's own ``examples/lightgcn.py``: users and items in one node numbering,
 ``model(edge_index, edge_label_index)`` for the positive and negative pairs of a batch, and
@@ -30,6 +38,7 @@ from pyg_diffcl.datasets import BPRSampler, MMRecDataset
 from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
 from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
+from pyg_diffcl.nn import LightGCNPropagation
 from pyg_diffcl.ops import BipartiteAdj, tune_allocator
 from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.trainer import Trainer, model_scores
@@ -44,6 +53,20 @@ def time_calls(fn, repeats: int) -> float:
         fn(r)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def propagation_s(adj: BipartiteAdj, dim: int, layers: int, repeats: int = 20) -> float:
+    """Median seconds of one forward+backward of the layer stack alone on :obj:`adj`."""
+    g = torch.Generator().manual_seed(0)
+    xu = torch.randn(adj.num_users, dim, generator=g).requires_grad_()
+    xi = torch.randn(adj.num_items, dim, generator=g).requires_grad_()
+    gu, gi = torch.randn(adj.num_users, dim, generator=g), torch.randn(adj.num_items, dim, generator=g)
+    prop = LightGCNPropagation(layers, 'mean')
+
+    def step(_):
+        xu.grad = xi.grad = None
+        torch.autograd.backward(prop(adj, xu, xi), (gu, gi))
+    return time_calls(step, repeats)
 
 
 def diffcl_config(data: str, dim: int, layers: int) -> DiffCLConfig:
@@ -87,6 +110,9 @@ def main() -> None:
     p.add_argument('--batch-size', type=int, default=2048)
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--diffcl', action='store_true', help='also time a DiffCL epoch (default config)')
+    p.add_argument('--compare-backend', default=None, metavar='B',
+                   help='also train on sparse backend B and compare the measured epochs with the promise of '
+                        'the propagation kernels alone')
     p.add_argument('--json', default=None, help='write the figures to this JSON file')
     p.add_argument('--default-malloc', action='store_true', help="keep glibc's default malloc thresholds")
     p.add_argument('--rss-of', choices=['diffcl', 'lightgcn'], default=None, help=argparse.SUPPRESS)
@@ -157,6 +183,26 @@ def main() -> None:
         diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), args.epochs)
         diffcl_rss, lightgcn_rss = peak_rss_child(args, 'diffcl'), peak_rss_child(args, 'lightgcn')
 
+    cmp = None
+    if args.compare_backend:
+        adj_b = BipartiteAdj(train_ei, U, I, backend=args.compare_backend)
+        torch.manual_seed(0)
+        trainer_b = Trainer(LightGCN(U, I, args.dim, args.layers, reg_weight=reg), adj_b, sampler, None,
+                            show_progress=False)
+        cmp = {'backend': adj_b.backend, 'lightgcn_epoch_s': time_calls(lambda e: trainer_b.train_epoch(max(e, 0)),
+                                                                          args.epochs)}
+        p_new, p_old = propagation_s(adj, args.dim, args.layers), propagation_s(adj_b, args.dim, args.layers)
+        cmp.update(propagation_s=p_new, propagation_b_s=p_old, batches=len(sampler))
+        saved = len(sampler) * (p_old - p_new)
+        cmp['lightgcn_promised_s'] = cmp['lightgcn_epoch_s'] - saved
+        if diffcl_epoch is not None:
+            torch.manual_seed(0)
+            dtrainer_b = Trainer(DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds), adj_b,
+                                 sampler, None, show_progress=False)
+            cmp['diffcl_epoch_s'] = time_calls(lambda e: dtrainer_b.train_epoch(max(e, 0)), args.epochs)
+            graphs = 1 + len(ds.modalities)
+            cmp['diffcl_promised_s'] = cmp['diffcl_epoch_s'] - graphs * saved
+
     res = {
         'data': ds.name, 'users': U, 'items': I, 'train_interactions': int(train_ei.size(1)),
         'dim': args.dim, 'layers': args.layers, 'batch_size': args.batch_size, 'backend': adj.backend,
@@ -166,6 +212,7 @@ def main() -> None:
         'diffcl_epoch_s': diffcl_epoch,
         'diffcl_vs_lightgcn': None if diffcl_epoch is None else diffcl_epoch / ours_epoch,
         'diffcl_peak_rss_mib': diffcl_rss, 'lightgcn_peak_rss_mib': lightgcn_rss,
+        'compare_backend': cmp,
     }
     print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
           f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}")
@@ -177,6 +224,19 @@ def main() -> None:
         print(f"{'pyg_diffcl DiffCL':28s}{diffcl_epoch:16.3f}  ({diffcl_epoch / ours_epoch:.2f}x our LightGCN epoch)")
         print(f"peak RSS of one training epoch in a fresh process: DiffCL {diffcl_rss:.0f} MiB, "
               f"LightGCN {lightgcn_rss:.0f} MiB")
+    if cmp is not None:
+        b = cmp['backend']
+        print(f"\npropagation alone (forward+backward): {adj.backend} {cmp['propagation_s'] * 1e3:.2f} ms, "
+              f"{b} {cmp['propagation_b_s'] * 1e3:.2f} ms ({cmp['propagation_b_s'] / cmp['propagation_s']:.2f}x), "
+              f"{cmp['batches']} batches per epoch")
+        print(f"{'epoch (s)':28s}{b:>12s}{adj.backend:>12s}{'promised':>10s}{'measured gain':>15s}"
+              f"{'promised gain':>15s}")
+        rows = [('LightGCN', cmp['lightgcn_epoch_s'], ours_epoch, cmp['lightgcn_promised_s'])]
+        if diffcl_epoch is not None:
+            rows.append(('DiffCL', cmp['diffcl_epoch_s'], diffcl_epoch, cmp['diffcl_promised_s']))
+        for name, old_s, new_s, promised in rows:
+            print(f'{name:28s}{old_s:12.3f}{new_s:12.3f}{promised:10.3f}{old_s / new_s:14.2f}x'
+                  f'{old_s / promised:14.2f}x')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(res, f, indent=2)

@@ -51,9 +51,60 @@ def test_train_speed_benchmark_runs(tmp_path):
     data = write_dataset(tmp_path / 'mm', num_users=30, num_items=25, modalities={'v': 4})
     script = EXAMPLES.parent / 'benchmarks' / 'train_speed.py'
     res = subprocess.run([sys.executable, str(script), '--data', str(data), '--epochs', '1', '--diffcl',
-                          '--json', str(tmp_path / 'b.json')], capture_output=True, text=True, timeout=600)
+                          '--compare-backend', 'index_add', '--json', str(tmp_path / 'b.json')],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / 'b.json').read_text())
     assert out['ours_epoch_s'] > 0 and out['pyg_lightgcn_epoch_s'] > 0 and out['diffcl_epoch_s'] > 0
     assert out['diffcl_peak_rss_mib'] > 0 and out['lightgcn_peak_rss_mib'] > 0
     assert 'speed-up per training epoch' in res.stdout
+    cmp = out['compare_backend']
+    assert cmp['backend'] == 'index_add' and cmp['propagation_b_s'] > 0 and cmp['diffcl_epoch_s'] > 0
+    assert 'promised gain' in res.stdout
+
+
+BENCH = EXAMPLES.parent / 'benchmarks'
+CONTRACT_KEYS = {'backend', 'graph', 'n_nodes', 'nnz', 'dim', 'layers', 'fwd_ms', 'fwdbwd_ms', 'bound_fwdbwd_ms',
+                 'peak_mib'}
+
+
+def test_propagation_benchmark_json_contract(tmp_path):
+    import json
+    from pyg_diffcl.ops import available_backends
+    res = subprocess.run([sys.executable, str(BENCH / 'propagation.py'), '--graphs', '300x200x2000', '--dims', '8',
+                          '--layers', '1,2', '--repeats', '1', '--json', str(tmp_path / 'p.json')],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads((tmp_path / 'p.json').read_text())
+    assert set(out) == {'device', 'bandwidth_gbs', 'results'} and out['bandwidth_gbs'] > 0
+    rows = out['results']
+    assert all(set(r) == CONTRACT_KEYS for r in rows)
+    names = {r['backend'] for r in rows}
+    assert names == set(available_backends()) | {'pyg-lgconv', 'pyg-lightgcn'}
+    r = rows[0]
+    assert (r['graph'], r['n_nodes'], r['nnz'], r['dim']) == ('300x200x2000', 500, 4000, 8)
+    assert {x['layers'] for x in rows} == {1, 2} and all(x['fwdbwd_ms'] > 0 and x['bound_fwdbwd_ms'] > 0 for x in rows)
+    # the bound is 2 K products of 8 nnz + 4 (n + 1) + 8 n d bytes at the measured bandwidth
+    r2 = next(x for x in rows if x['layers'] == 2)
+    expect = 2 * 2 * (8 * 4000 + 4 * 501 + 8 * 500 * 8) / (out['bandwidth_gbs'] * 1e9) * 1e3
+    assert abs(r2['bound_fwdbwd_ms'] - expect) / expect < 1e-2
+
+
+def test_knn_benchmark_is_exact(tmp_path):
+    import json
+    res = subprocess.run([sys.executable, str(BENCH / 'knn.py'), '--cases', '400:16', '--repeats', '1',
+                          '--json', str(tmp_path / 'k.json')], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / 'k.json').read_text())['results']
+    assert {r['metric'] for r in rows} == {'cosine', 'euclidean'}
+    assert all(r['recall'] == 1.0 for r in rows if r['impl'] in ('ours', 'brute'))
+
+
+def test_benchmarks_refuse_cuda_without_a_gpu():
+    import torch
+    if torch.cuda.is_available():
+        return
+    for script in ('propagation.py', 'knn.py'):
+        res = subprocess.run([sys.executable, str(BENCH / script), '--device', 'cuda'], capture_output=True,
+                             text=True, timeout=120)
+        assert res.returncode == 2 and 'no CUDA device' in res.stderr

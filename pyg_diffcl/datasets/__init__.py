@@ -2,6 +2,7 @@ r"""Data sets: files in MMRec's layout become :class:`torch_geometric.data.Heter
 from .io import read_interactions, read_features, find_data_files, InteractionTable, DataFiles
 from .mmrec import MMRecDataset, EMBEDDED_DATASETS, resolve_data_dir
 from .sampler import BPRSampler
+from .synthetic import powerlaw_interactions
 
 __all__ = [
     'read_interactions',
@@ -13,4 +14,5 @@ __all__ = [
     'EMBEDDED_DATASETS',
     'resolve_data_dir',
     'BPRSampler',
+    'powerlaw_interactions',
 ]

@@ -16,6 +16,7 @@ from torch_geometric.transforms import ToUndirected
 
 from ..errors import DataError
 from ..ops.item_graph import item_knn_graph
+from ..ops.knn import KNN_VERSION
 from .io import SPLITS, find_data_files, read_features, read_interactions, sha256_file
 
 #: Data sets shipped inside the package, usable by name (``--data tiktok``).
@@ -204,14 +205,16 @@ class MMRecDataset(InMemoryDataset):
     def item_graph(self, modality: str, k: int = 10, loop: bool = True) -> Tuple[Tensor, Tensor]:
         r"""The normalised top-:obj:`k` cosine item-item graph of one modality
         (:func:`~pyg_diffcl.ops.item_knn_graph`), computed once and cached in the processed directory under a
-        name holding :obj:`k`, :obj:`loop` and a hash of the feature values, so that changed features never
-        get a stale graph."""
+        name holding :obj:`k`, :obj:`loop`, a hash of the feature values and the version of the KNN algorithm
+        (:data:`pyg_diffcl.ops.knn.KNN_VERSION`), so that changed features or a changed tie rule never get a
+        stale graph."""
         if modality not in self.modalities:
             raise DataError(f"no modality {modality!r} loaded (loaded: {', '.join(self.modalities) or 'none'})",
                             self.data_dir)
         x = self.features()[modality]
         digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()[:16]
-        path = Path(self.processed_dir) / f'item_knn_{modality}_k{k}_loop{int(loop)}_{digest}.pt'
+        path = (Path(self.processed_dir)
+                / f'item_knn_v{KNN_VERSION}_{modality}_k{k}_loop{int(loop)}_{digest}.pt')
         if path.is_file():
             cached = torch.load(path, weights_only=True)
             return cached['edge_index'], cached['edge_weight']

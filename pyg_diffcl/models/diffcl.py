@@ -326,11 +326,13 @@ class DiffCL(Recommender):
     def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
         c = self.config
         e_id, mods, enh, fused = self._final(adj)
-        item_all = torch.cat([fused[1], e_id[1]], dim=-1)
-        user = torch.cat([fused[0], e_id[0]], dim=-1)[batch.user]
-        pos, neg = item_all[batch.pos_item], item_all[batch.neg_item]
-        reg = (self.id_user(batch.user), self.id_item(batch.pos_item), self.id_item(batch.neg_item))
-        loss = self.bpr((user * pos).sum(-1), (user * neg).sum(-1), reg)
+        # Eq. 30 on the batch rows only: <[f_u | id_u], [f_i | id_i]> = <f_u, f_i> + <id_u, id_i>
+        u, fu, idu = batch.user, fused[0][batch.user], e_id[0][batch.user]
+
+        def score(items: Tensor) -> Tensor:
+            return (fu * fused[1][items]).sum(-1) + (idu * e_id[1][items]).sum(-1)
+        reg = (self.id_user(u), self.id_item(batch.pos_item), self.id_item(batch.neg_item))
+        loss = self.bpr(score(batch.pos_item), score(batch.neg_item), reg)
         if c.use_diffusion:
             users = self._cl_nodes(torch.unique(batch.user))
             items = self._cl_nodes(torch.unique(batch.pos_item))

@@ -1,11 +1,17 @@
 r"""Exact k-nearest-neighbour graphs with PyG's :func:`~torch_geometric.nn.pool.knn_graph` signature."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
+
+import math
 
 import torch
 from torch import Tensor
 import torch_geometric.typing as pyg_typing
+
+#: Bumped whenever the neighbours chosen for the same input can change (cached item graphs carry it). 2: ties
+#: within float32 rounding resolved by float64 re-scoring.
+KNN_VERSION = 2
 
 #: Default memory budget of one chunk of the similarity matrix, in bytes.
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -20,30 +26,72 @@ def _rank_scores(x: Tensor, cosine: bool) -> tuple[Tensor, Tensor]:
     return x, x
 
 
-def _exact_top_k(score: Tensor, k: int) -> Tensor:
-    r"""Column indices of the :obj:`k` largest entries of each row, ties broken by the smaller column index,
-    in order (largest first; among equals, smaller index first). Exact: unlike :func:`torch.topk` alone, the
-    choice among tied values at the :math:`k`-th place does not depend on the kernel.
+#: Pairs per float64 re-scoring batch (bounds the memory of :func:`_pair_scores`).
+_REFINE_ELEMENTS = 1 << 22
 
-    One :func:`torch.topk` pass serves every row whose :math:`k`-th value is not tied with an unselected
-    entry; only the other rows take the slower selection by (value, index)."""
+
+def _pair_scores(x: Tensor, rows: Tensor, cols: Tensor, cosine: bool) -> Tensor:
+    """Similarities of the pairs ``(rows[p], cols[p])`` of rows of :obj:`x`, recomputed in float64 from the
+    original features (cosine of a zero vector: 0)."""
+    out = torch.empty(rows.numel(), dtype=torch.float64, device=x.device)
+    step = max(1, _REFINE_ELEMENTS // max(1, x.size(1)))
+    for s in range(0, rows.numel(), step):
+        a, b = x[rows[s:s + step]].double(), x[cols[s:s + step]].double()
+        if cosine:
+            na, nb = a.norm(dim=-1), b.norm(dim=-1)
+            dot = (a * b).sum(-1)
+            out[s:s + step] = torch.where((na > 0) & (nb > 0), dot / (na * nb).clamp_min(1e-300),
+                                          torch.zeros_like(dot))
+        else:
+            out[s:s + step] = -(a - b).pow(2).sum(-1)
+    return out
+
+
+def _lexsort_desc(group: Tensor, value: Tensor, col: Tensor) -> Tensor:
+    """The permutation ordering entries by group (ascending), value (descending), column (ascending)."""
+    order = torch.argsort(col, stable=True)
+    order = order[torch.argsort(value[order], descending=True, stable=True)]
+    return order[torch.argsort(group[order], stable=True)]
+
+
+def _exact_top_k(score: Tensor, k: int, tol: Tensor, refine: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    r"""Column indices of the :obj:`k` most similar entries of each row, in order (most similar first, ties
+    broken by the smaller column index), exact although :obj:`score` is float32.
+
+    :obj:`score` may be off by rounding (a kernel can round the same exact similarity differently at two
+    positions of a chunk; nearly equal similarities can swap). So one :func:`torch.topk` pass keeps every
+    entry above the row's :math:`k`-th value by more than :obj:`tol` (a bound on the rounding error), and
+    where other entries lie within :obj:`tol` of the :math:`k`-th value, those candidates are re-scored in
+    float64 from the original features (:obj:`refine`, given row and column indices) and taken by (exact
+    value, index). The selected :math:`k` are ordered by similarity, values within :obj:`tol` of the one
+    before counting as equal and going by index."""
+    n_rows = score.size(0)
     if k == 0:
-        return score.new_zeros(score.size(0), 0, dtype=torch.long)
+        return score.new_zeros(n_rows, 0, dtype=torch.long)
     vals, cols = score.topk(k, dim=1)
     kth = vals[:, -1:]
-    ambiguous = ((score >= kth).sum(dim=1) > k).nonzero().view(-1)
+    ambiguous = ((score >= kth - tol).sum(dim=1) > k).nonzero().view(-1)
     if ambiguous.numel():
-        sub = score[ambiguous]
-        sub_kth = kth[ambiguous]
-        better = sub > sub_kth
-        tied = sub == sub_kth
-        need = k - better.sum(dim=1, keepdim=True)
-        keep = better | (tied & (tied.cumsum(dim=1) <= need))
-        cols[ambiguous] = keep.nonzero()[:, 1].view(-1, k)
-    # Order by value (descending), then by column: stable sort by value of the column-sorted selection.
+        sub, sub_kth, sub_tol = score[ambiguous], kth[ambiguous], tol[ambiguous]
+        sure = sub > sub_kth + sub_tol
+        r, c = ((sub >= sub_kth - sub_tol) & ~sure).nonzero(as_tuple=True)
+        order = _lexsort_desc(r, refine(ambiguous[r], c), c)
+        r, c = r[order], c[order]
+        first = torch.searchsorted(r, torch.arange(ambiguous.numel(), device=r.device))
+        rank = torch.arange(r.numel(), device=r.device) - first[r]
+        need = k - sure.sum(dim=1)
+        take = rank < need[r]
+        sure[r[take], c[take]] = True
+        cols[ambiguous] = sure.nonzero()[:, 1].view(-1, k)
+    # Order by value, most similar first; values within the tolerance of their predecessor form one group,
+    # ordered by column (so the order, too, is free of rounding).
     cols = cols.sort(dim=1).values
-    order = torch.sort(score.gather(1, cols), dim=1, descending=True, stable=True).indices
-    return cols.gather(1, order)
+    val = score.gather(1, cols)
+    order = torch.sort(val, dim=1, descending=True, stable=True).indices
+    val, cols = val.gather(1, order), cols.gather(1, order)
+    gap = (val[:, :-1] - val[:, 1:]) > tol
+    group = torch.cat([gap.new_zeros(n_rows, 1), gap], dim=1).long().cumsum(dim=1)
+    return cols.gather(1, (group * (score.size(1) + 1) + cols).argsort(dim=1))
 
 
 def knn_graph(
@@ -73,8 +121,11 @@ def knn_graph(
 
     When pyg-lib is installed (``torch_geometric.typing.WITH_KNN``) and :obj:`use_pyg`, PyG's own
     :func:`torch_geometric.nn.pool.knn_graph` is called. Otherwise this exact implementation runs:
-    normalise (cosine), one matrix product per chunk of centres, and a top-:math:`k` whose ties are broken
-    by the smaller index (deterministic, so the graph does not depend on the kernel or the chunking).
+    normalise (cosine), one float32 matrix product per chunk of centres, a top-:math:`k`, and a float64
+    re-scoring from the original features of the candidates whose float32 scores are too close to the
+    :math:`k`-th to be told apart by rounding: the neighbours are the exact ones, ties broken by the smaller
+    index, ordered by similarity (similarities within the rounding bound of each other count as equal and
+    go by index), so the graph does not depend on the kernel, the chunking or the float32 rounding.
     Chunks hold at most :obj:`chunk_size` centres (default: as many as fit in 256 MiB of similarities), so
     memory is :math:`O(\text{chunk} \cdot N + N k)`, never :math:`N^2`. A zero vector has cosine similarity
     0 to everything. Nodes with fewer than :math:`k` candidates get all of them.
@@ -127,6 +178,10 @@ def knn_graph(
             continue
         keys = key_all[start:end]
         key_sq = keys.pow(2).sum(-1) if not cosine else None
+        xs = x[start:end]
+        # rounding bound of a float32 score: |s~ - s| <= ~ F eps |q||k| (cosine: |q| = |k| = 1), with margin
+        eps = 8 * torch.finfo(torch.float32).eps * math.sqrt(max(1, x.size(1)))
+        k_norm = 1.0 if cosine else float(keys.norm(dim=-1).max()) if m else 0.0
         step = chunk_size or max(1, DEFAULT_CHUNK_BYTES // (4 * m))
         for c0 in range(0, m, step):
             c1 = min(m, c0 + step)
@@ -136,7 +191,13 @@ def knn_graph(
             if not loop:
                 idx = torch.arange(c1 - c0, device=x.device)
                 score[idx, idx + c0] = float('-inf')
-            nbr = _exact_top_k(score, kk)
+            if cosine:
+                tol = score.new_full((c1 - c0, 1), eps)
+            else:
+                q_norm = q_all[start + c0:start + c1].norm(dim=-1, keepdim=True)
+                tol = eps * (2 * q_norm * k_norm + k_norm ** 2).clamp_min(1.0)
+            nbr = _exact_top_k(score, kk, tol,
+                               lambda r, c, c0=c0: _pair_scores(xs, r + c0, c, cosine))
             rows.append(torch.arange(start + c0, start + c1, device=x.device).repeat_interleave(kk))
             cols.append(nbr.reshape(-1) + start)
     if not rows:

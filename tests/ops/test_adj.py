@@ -67,9 +67,41 @@ def test_backend_resolution_errors():
         resolve_backend('magic')
     with pytest.raises(ValueError, match='expected 4 source rows'):
         Adjacency(torch.tensor([[0], [0]]), torch.ones(1), (2, 4)).matmul(torch.ones(3, 1))
+    with pytest.raises(ValueError, match='out of range'):
+        Adjacency(torch.tensor([[0], [4]]), torch.ones(1), (2, 4))
+    with pytest.raises(ValueError, match='index'):
+        Adjacency(torch.tensor([[0, 1], [1, 0]]), torch.ones(3), (2, 2))
+
+
+@pytest.mark.parametrize('backend', available_backends())
+def test_rectangular_with_duplicates_and_empty_rows(backend):
+    # M (3 x 4) with a repeated entry (0, 2) that sums, and an empty row 1; gradient against the dense M
+    index = torch.tensor([[0, 0, 2, 2, 0], [2, 0, 3, 1, 2]])
+    weight = torch.tensor([1.0, 2.0, 3.0, 4.0, 0.5])
+    M = torch.tensor([[2.0, 0, 1.5, 0], [0, 0, 0, 0], [0, 4.0, 0, 3.0]])
+    A = Adjacency(index, weight, (3, 4), backend)
+    assert torch.equal(A.to_dense(), M)
+    x = torch.randn(4, 6, dtype=torch.float, requires_grad=True)
+    y = A.matmul(x)
+    assert torch.allclose(y, M @ x.detach(), atol=1e-6)
+    g = torch.randn(3, 6)
+    y.backward(g)
+    assert torch.allclose(x.grad, M.t() @ g, atol=1e-6)
+    assert torch.equal(A.t().to_dense(), M.t()) and A.t().t() is A
+
+
+def test_bipartite_directions_are_one_pair():
+    ei, _ = random_bipartite(users=6, items=4, p=0.5, seed=3)
+    A = BipartiteAdj(ei, 6, 4)
+    assert A.user_to_item is A.item_to_user.t() and A.user_to_item.t() is A.item_to_user
+
+
+def test_csr_uses_32_bit_indices():
+    A = Adjacency(torch.tensor([[0, 1], [1, 0]]), torch.ones(2), (2, 2), 'csr')
+    assert A._mat.col_indices().dtype == torch.int32 and A._mat.crow_indices().dtype == torch.int32
 
 
 def test_repr():
-    A = BipartiteAdj(torch.tensor([[0, 1], [1, 0]]), 2, 2, backend='scatter')
-    assert repr(A) == "BipartiteAdj(users=2, items=2, nnz=2, backend='scatter')"
-    assert repr(A.item_to_user) == "Adjacency(size=(2, 2), nnz=2, backend='scatter')"
+    A = BipartiteAdj(torch.tensor([[0, 1], [1, 0]]), 2, 2, backend='index_add')
+    assert repr(A) == "BipartiteAdj(users=2, items=2, nnz=2, backend='index_add')"
+    assert repr(A.item_to_user) == "Adjacency(size=(2, 2), nnz=2, backend='index_add')"

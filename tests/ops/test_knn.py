@@ -67,3 +67,15 @@ def test_float16_input_is_upcast():
     x[0] = 0
     out = knn_graph(x, 1, use_pyg=False)
     assert out.shape == (2, 4)
+
+
+@pytest.mark.parametrize('cosine', [False, True])
+def test_near_ties_below_float32_resolution_are_decided_exactly(cosine):
+    # Both candidates score the same in float32 against node 0, but node 2 is truly nearer: the float64
+    # re-scoring must pick it (a float32 top-k with ties by index would pick node 1).
+    x = torch.tensor([[1000.0, 0.0, 0.0], [1000.0, 2e-3, 0.0], [1000.0, 1e-3, 0.0], [-1000.0, 5.0, 3.0]])
+    ei = knn_graph(x, 1, cosine=cosine, use_pyg=False)
+    assert int(ei[0][ei[1] == 0]) == 2
+    # both selected: the order counts scores within rounding of each other as equal, and goes by index
+    ei = knn_graph(x, 2, cosine=cosine, use_pyg=False)
+    assert ei[0][ei[1] == 0].tolist() == [1, 2]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -23,14 +23,25 @@ class LightGCNPropagation(torch.nn.Module):
     LightGCN averages the layers (:math:`\alpha_k = 1/(K+1)`, :obj:`combine='mean'`); DiffCL's Eq. 4 sums
     them (:math:`\alpha_k = 1`, :obj:`combine='sum'`); explicit weights go in :obj:`alpha`. No parameters.
 
+    With :math:`\mathbf{A} = \begin{pmatrix} 0 & \hat{\mathbf{R}} \\ \hat{\mathbf{R}}^\top & 0
+    \end{pmatrix}` the whole layer stack is the linear map :math:`\mathbf{E} = \sum_k \alpha_k
+    \mathbf{A}^k \mathbf{E}^{(0)}`, and since :math:`\mathbf{A}` is symmetric its backward pass is the same
+    map applied to the incoming gradient, :math:`\partial L/\partial \mathbf{E}^{(0)} = \sum_k \alpha_k
+    \mathbf{A}^k \, \partial L/\partial \mathbf{E}`. With :obj:`fused=True` the stack runs as one autograd
+    node that does exactly that: no intermediate layer is kept for the backward pass (memory
+    :math:`O((|\mathcal{U}|+|\mathcal{I}|) d)` instead of :math:`O(K (|\mathcal{U}|+|\mathcal{I}|) d)`) and
+    the layer sums accumulate in place. :obj:`fused=False` records every layer on the autograd tape.
+
     Args:
         num_layers (int): :math:`K`.
         combine (str, optional): ``'mean'`` or ``'sum'``. (default: :obj:`'mean'`)
         alpha (Sequence[float], optional): :math:`\alpha_0..\alpha_K`, overriding :obj:`combine`.
             (default: :obj:`None`)
+        fused (bool, optional): Run the stack as one autograd node whose backward is the same propagation
+            (see above). (default: :obj:`True`)
     """
-    def __init__(self, num_layers: int, combine: str = 'mean', alpha: Optional[Sequence[float] | Tensor] = None
-                 ) -> None:
+    def __init__(self, num_layers: int, combine: str = 'mean', alpha: Optional[Sequence[float] | Tensor] = None,
+                 fused: bool = True) -> None:
         super().__init__()
         if num_layers < 0:
             raise ValueError(f'num_layers must be non-negative, got {num_layers}')
@@ -43,6 +54,7 @@ class LightGCNPropagation(torch.nn.Module):
         if alpha.numel() != num_layers + 1:
             raise ValueError(f'alpha needs num_layers + 1 = {num_layers + 1} values, got {alpha.numel()}')
         self.register_buffer('alpha', alpha)
+        self.fused = fused
         # equal weights: sum the layers and scale once (saves 2L elementwise passes, forward and backward)
         self._common = float(alpha[0]) if bool((alpha == alpha[0]).all()) else None
         self.conv = BipartiteLightGCNConv()
@@ -51,20 +63,66 @@ class LightGCNPropagation(torch.nn.Module):
         self.conv.reset_parameters()
 
     def forward(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
-        common = self._common
+        if self.fused and self.num_layers > 0 and torch.is_grad_enabled() and (x_user.requires_grad
+                                                                              or x_item.requires_grad):
+            return _FusedPropagation.apply(x_user, x_item, self, adj)
+        return self._propagate(adj, x_user, x_item, inplace=not torch.is_grad_enabled())
 
-        def weighted(x: Tensor, k: int) -> Tensor:  # equal weights are applied once, after the sum
-            return x if common is not None else self.alpha[k] * x
-
-        out_user, out_item = weighted(x_user, 0), weighted(x_item, 0)
-        for k in range(1, self.num_layers + 1):
-            x_user, x_item = (self.conv((x_item, x_user), adj.item_to_user),
-                              self.conv((x_user, x_item), adj.user_to_item))
-            out_user = out_user + weighted(x_user, k)
-            out_item = out_item + weighted(x_item, k)
-        if common is not None and common != 1.0:
-            out_user, out_item = out_user * common, out_item * common
-        return out_user, out_item
+    def _propagate(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor, inplace: bool
+                   ) -> Tuple[Tensor, Tensor]:
+        r"""The layer stack. With :obj:`inplace` (no autograd) the layer sums accumulate in place, never into
+        the caller's tensors, and the last layer's product is added straight into the sum with its weight and
+        the sum's scaling, :math:`\mathbf{E} \leftarrow \beta\mathbf{E} + \alpha_K
+        \mathbf{M}\mathbf{E}^{(K-1)}` (:meth:`~pyg_diffcl.ops.Adjacency.addmm_`: one MKL call on the
+        ``'csr'`` backend)."""
+        K, common = self.num_layers, self._common
+        if K == 0:
+            return (x_user, x_item) if common == 1.0 else (self.alpha[0] * x_user, self.alpha[0] * x_item)
+        if common is None:  # explicit weights: E = a_0 E0 + sum_k a_k E_k
+            out_user, out_item = self.alpha[0] * x_user, self.alpha[0] * x_item
+            beta, last = 1.0, float(self.alpha[K])
+        else:  # equal weights c: E = c (E0 + sum_k E_k), c applied once, with the last layer
+            out_user = out_item = None
+            beta = last = common
+        h_user, h_item = x_user, x_item
+        for k in range(1, K):
+            h_user, h_item = (self.conv((h_item, h_user), adj.item_to_user),
+                              self.conv((h_user, h_item), adj.user_to_item))
+            a = 1.0 if common is not None else float(self.alpha[k])
+            if out_user is None:
+                out_user, out_item = x_user + h_user, x_item + h_item
+            elif inplace:
+                out_user.add_(h_user, alpha=a)
+                out_item.add_(h_item, alpha=a)
+            else:
+                out_user, out_item = out_user + a * h_user, out_item + a * h_item
+        if out_user is None:  # one layer, equal weights: E = c E0 + c M E0
+            out_user, out_item = x_user * common, x_item * common
+            beta = 1.0
+        if inplace:
+            return (adj.item_to_user.addmm_(out_user, h_item, beta=beta, alpha=last),
+                    adj.user_to_item.addmm_(out_item, h_user, beta=beta, alpha=last))
+        return (torch.add(out_user if beta == 1.0 else beta * out_user, adj.item_to_user.matmul(h_item), alpha=last),
+                torch.add(out_item if beta == 1.0 else beta * out_item, adj.user_to_item.matmul(h_user), alpha=last))
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(num_layers={self.num_layers}, combine={self.combine!r})'
+
+
+class _FusedPropagation(torch.autograd.Function):
+    r"""The layer stack as one autograd node: forward :math:`\sum_k \alpha_k \mathbf{A}^k \mathbf{X}`,
+    backward the same map on the gradient (:math:`\mathbf{A}` is symmetric; see
+    :class:`LightGCNPropagation`)."""
+    @staticmethod
+    def forward(ctx: Any, x_user: Tensor, x_item: Tensor, prop: LightGCNPropagation,  # type: ignore[override]
+                adj: BipartiteAdj) -> Tuple[Tensor, Tensor]:
+        ctx.prop, ctx.adj = prop, adj
+        return prop._propagate(adj, x_user.detach(), x_item.detach(), inplace=True)
+
+    @staticmethod
+    def backward(ctx: Any, grad_user: Tensor, grad_item: Tensor  # type: ignore[override]
+                 ) -> Tuple[Tensor, Tensor, None, None]:
+        with torch.no_grad():
+            g_user, g_item = ctx.prop._propagate(ctx.adj, grad_user.contiguous(), grad_item.contiguous(),
+                                                 inplace=True)
+        return g_user, g_item, None, None
