@@ -25,6 +25,10 @@ from .norm import bipartite_gcn_norm
 #:
 #: The four backends not marked "own autograd" share one backward: the product with the transposed matrix.
 BACKENDS = ('csr', 'edge_index', 'torch_sparse', 'torch_scatter', 'index_add', 'scatter_reduce')
+#: Whether torch's CPU sparse-dense products go to MKL (whose ``beta = 0`` never reads the output buffer; other
+#: builds get a zero-initialised one).
+_MKL = torch.backends.mkl.is_available()
+
 #: Message bytes per chunk of edges on the scatter backends.
 SCATTER_CHUNK_BYTES = 2 << 20
 _NEEDS = {'torch_sparse': ('WITH_TORCH_SPARSE', 'torch-sparse'), 'torch_scatter': ('WITH_TORCH_SCATTER',
@@ -138,7 +142,7 @@ class Adjacency:
         if self.backend == 'csr':
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', UserWarning)
-                if x.device.type == 'cpu':  # beta = 0 ignores the uninitialised output: no fill, no copy
+                if x.device.type == 'cpu' and _MKL:  # MKL ignores C when beta = 0: no fill, no copy
                     return x.new_empty(self.size[0], x.size(1)).addmm_(self._mat, x, beta=0.0)
                 return torch.sparse.mm(self._mat, x)
         if self.backend == 'edge_index':

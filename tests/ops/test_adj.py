@@ -105,3 +105,14 @@ def test_repr():
     A = BipartiteAdj(torch.tensor([[0, 1], [1, 0]]), 2, 2, backend='index_add')
     assert repr(A) == "BipartiteAdj(users=2, items=2, nnz=2, backend='index_add')"
     assert repr(A.item_to_user) == "Adjacency(size=(2, 2), nnz=2, backend='index_add')"
+
+
+def test_csr_product_without_mkl_path_matches(monkeypatch):
+    import pyg_diffcl.ops.adj as adj_mod
+    ei, R = random_bipartite(users=12, items=9, p=0.3, seed=7)
+    x = torch.randn(9, 5)
+    expect = dense_norm(R) @ x
+    for mkl in (True, False):
+        monkeypatch.setattr(adj_mod, '_MKL', mkl)
+        A = BipartiteAdj(ei, 12, 9, backend='csr')
+        assert torch.allclose(A.item_to_user.matmul(x), expect, atol=1e-6)
