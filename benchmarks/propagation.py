@@ -50,7 +50,7 @@ from torch import Tensor
 from pyg_diffcl.datasets import powerlaw_interactions
 from pyg_diffcl.nn import LightGCNPropagation
 from pyg_diffcl.ops import BipartiteAdj, available_backends, resolve_backend, tune_allocator
-from pyg_diffcl.ops.allocator import M_MMAP_THRESHOLD
+from pyg_diffcl.ops.allocator import DEFAULT_MMAP_THRESHOLD, M_MMAP_THRESHOLD
 
 #: Synthetic graphs of the sizes of MMRec's Amazon sets (users, items, interactions), power-law degrees.
 NAMED_GRAPHS = {
@@ -128,7 +128,7 @@ def peak_mib(fn: Callable[[], object], device: torch.device) -> Optional[float]:
         return None
     finally:
         if 'libc' in locals():
-            libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+            libc.mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD)
 
 
 def load_graph(spec: str, seed: int) -> Tuple[str, Tensor, int, int]:
@@ -151,6 +151,12 @@ def bytes_per_product(n: int, nnz: int, dim: int) -> int:
     return 8 * nnz + 4 * (n + 1) + 8 * n * dim
 
 
+def homogeneous(ei: Tensor, num_users: int) -> Tensor:
+    """The user-item pairs as one undirected ``edge_index`` over users then items (PyG's ``LightGCN`` layout)."""
+    user, item = ei[0], ei[1] + num_users
+    return torch.cat([torch.stack([user, item]), torch.stack([item, user])], 1)
+
+
 def make_runner(backend: str, ei: Tensor, U: int, I: int, dim: int, layers: int, device: torch.device,
                 seed: int) -> Tuple[Callable[[], object], Callable[[], object]]:
     """``(forward, forward_and_backward)`` closures for one backend (ours or a baseline)."""
@@ -158,7 +164,7 @@ def make_runner(backend: str, ei: Tensor, U: int, I: int, dim: int, layers: int,
     N = U + I
     if backend == 'pyg-lightgcn':
         from torch_geometric.nn.models import LightGCN as PyGLightGCN
-        homo = torch.cat([torch.stack([ei[0], ei[1] + U]), torch.stack([ei[1] + U, ei[0]])], 1).to(device)
+        homo = homogeneous(ei, U).to(device)
         model = PyGLightGCN(N, dim, layers).to(device)
         grad = torch.randn(N, dim, generator=g).to(device)
         fwd = lambda: model.get_embedding(homo)  # noqa: E731
@@ -170,7 +176,7 @@ def make_runner(backend: str, ei: Tensor, U: int, I: int, dim: int, layers: int,
     grad = torch.randn(N, dim, generator=g).to(device)
     if backend == 'pyg-lgconv':
         from torch_geometric.nn import LGConv
-        homo = torch.cat([torch.stack([ei[0], ei[1] + U]), torch.stack([ei[1] + U, ei[0]])], 1).to(device)
+        homo = homogeneous(ei, U).to(device)
         conv = LGConv(normalize=True).to(device)
 
         def fwd() -> Tensor:

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
@@ -38,10 +39,12 @@ from pyg_diffcl.datasets import BPRSampler, MMRecDataset
 from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
 from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
-from pyg_diffcl.nn import LightGCNPropagation
 from pyg_diffcl.ops import BipartiteAdj, tune_allocator
 from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.trainer import Trainer, model_scores
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from propagation import homogeneous, make_runner, median_ms  # noqa: E402  (shared benchmark helpers)
 
 
 def time_calls(fn, repeats: int) -> float:
@@ -56,17 +59,10 @@ def time_calls(fn, repeats: int) -> float:
 
 
 def propagation_s(adj: BipartiteAdj, dim: int, layers: int, repeats: int = 20) -> float:
-    """Median seconds of one forward+backward of the layer stack alone on :obj:`adj`."""
-    g = torch.Generator().manual_seed(0)
-    xu = torch.randn(adj.num_users, dim, generator=g).requires_grad_()
-    xi = torch.randn(adj.num_items, dim, generator=g).requires_grad_()
-    gu, gi = torch.randn(adj.num_users, dim, generator=g), torch.randn(adj.num_items, dim, generator=g)
-    prop = LightGCNPropagation(layers, 'mean')
-
-    def step(_):
-        xu.grad = xi.grad = None
-        torch.autograd.backward(prop(adj, xu, xi), (gu, gi))
-    return time_calls(step, repeats)
+    """Median seconds of one forward+backward of the layer stack alone on :obj:`adj`'s graph and backend."""
+    _, fwdbwd = make_runner(adj.backend, adj.edge_index, adj.num_users, adj.num_items, dim, layers,
+                            torch.device('cpu'), seed=0)
+    return median_ms(fwdbwd, repeats, torch.device('cpu')) / 1e3
 
 
 def diffcl_config(data: str, dim: int, layers: int) -> DiffCLConfig:
@@ -152,7 +148,7 @@ def main() -> None:
     torch.manual_seed(0)
     ref = PyGLightGCN(U + I, args.dim, args.layers)
     opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
-    homo = torch.cat([torch.stack([train_ei[0], train_ei[1] + U]), torch.stack([train_ei[1] + U, train_ei[0]])], 1)
+    homo = homogeneous(train_ei, U)
 
     def pyg_epoch(e):
         ref.train()

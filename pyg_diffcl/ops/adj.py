@@ -139,14 +139,14 @@ class Adjacency:
 
     def _product(self, x: Tensor) -> Tensor:
         """:math:`\\mathbf{M}\\mathbf{X}` without autograd bookkeeping (every backend)."""
-        if self.backend == 'csr':
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', UserWarning)
+        with warnings.catch_warnings():  # torch's beta / invariant-check notices on CSR tensors
+            warnings.simplefilter('ignore', UserWarning)
+            if self.backend == 'csr':
                 if x.device.type == 'cpu' and _MKL:  # MKL ignores C when beta = 0: no fill, no copy
                     return x.new_empty(self.size[0], x.size(1)).addmm_(self._mat, x, beta=0.0)
                 return torch.sparse.mm(self._mat, x)
-        if self.backend == 'edge_index':
-            return self._mat.matmul(x, input_value=self.weight)
+            if self.backend == 'edge_index':
+                return self._mat.matmul(x, input_value=self.weight)
         if self.backend == 'torch_sparse':
             import torch_sparse
             return torch_sparse.matmul(self._mat, x, reduce='sum')
@@ -172,9 +172,7 @@ class Adjacency:
             raise ValueError(f'expected {self.size[1]} source rows [n_src, d], got shape {tuple(x.shape)}')
         x = x.contiguous()
         if self.backend in ('edge_index', 'torch_sparse') or not (x.requires_grad and torch.is_grad_enabled()):
-            with warnings.catch_warnings():  # torch's beta / invariant-check notices on CSR tensors
-                warnings.simplefilter('ignore', UserWarning)
-                return self._product(x)
+            return self._product(x)
         return _AdjMatmul.apply(x, self)
 
     def addmm_(self, out: Tensor, x: Tensor, beta: float = 1.0, alpha: float = 1.0) -> Tensor:

@@ -10,10 +10,13 @@ import sys
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
+#: The mmap threshold :func:`tune_allocator` sets by default.
+DEFAULT_MMAP_THRESHOLD = 32 << 20
+
 _done = False
 
 
-def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+def tune_allocator(mmap_threshold: int = DEFAULT_MMAP_THRESHOLD, trim_threshold: int = 1 << 30) -> bool:
     r"""Keep freed tensor buffers in the process instead of handing them back to the kernel.
 
     Every training step of a full-graph recommender allocates and frees a few dozen

@@ -1,9 +1,8 @@
 r"""Exact k-nearest-neighbour graphs with PyG's :func:`~torch_geometric.nn.pool.knn_graph` signature."""
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import math
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -170,6 +169,8 @@ def knn_graph(
             ptr.append(ptr[-1] + c)
 
     q_all, key_all = _rank_scores(x, cosine)
+    # rounding bound of a float32 score: |s~ - s| <= ~ sqrt(F) eps |q||k| (cosine: |q| = |k| = 1), with margin
+    eps = 8 * torch.finfo(torch.float32).eps * math.sqrt(max(1, x.size(1)))
     rows, cols = [], []
     for start, end in zip(ptr[:-1], ptr[1:]):
         m = end - start
@@ -179,9 +180,7 @@ def knn_graph(
         keys = key_all[start:end]
         key_sq = keys.pow(2).sum(-1) if not cosine else None
         xs = x[start:end]
-        # rounding bound of a float32 score: |s~ - s| <= ~ F eps |q||k| (cosine: |q| = |k| = 1), with margin
-        eps = 8 * torch.finfo(torch.float32).eps * math.sqrt(max(1, x.size(1)))
-        k_norm = 1.0 if cosine else float(keys.norm(dim=-1).max()) if m else 0.0
+        k_norm = 1.0 if cosine else float(keys.norm(dim=-1).max())
         step = chunk_size or max(1, DEFAULT_CHUNK_BYTES // (4 * m))
         for c0 in range(0, m, step):
             c1 = min(m, c0 + step)
