@@ -4,11 +4,18 @@ measured in the same run.
 
     python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--diffcl] [--json out.json]
     python benchmarks/train_speed.py --diffcl --compare-backend edge_index   # what the kernel gain buys an epoch
+    python benchmarks/train_speed.py --diffcl --ld4mrec                      # the three models side by side
 
 With ``--diffcl`` it also times a DiffCL epoch (the packaged settings for the data set when there are any, else
 the defaults; with ``--layers`` propagation layers, like the LightGCN it is compared with) and reports the
 peak resident memory of a fresh process that loads the data and trains one DiffCL epoch, and of one that
 trains one LightGCN epoch.
+
+With ``--ld4mrec`` it also times an LD4MRec epoch (the packaged settings and batch size for the data set when
+there are any) and LD4MRec's inference over the validation and test users with both strategies in the same
+run: forward-free (one C-Net call per user block) and the common corrupt-then-denoise strategy with
+:math:`T` reverse steps (the paper's Fig. 3 / Table 5 baseline), and the peak RSS of a fresh process that
+trains one LD4MRec epoch.
 
 With ``--compare-backend B`` it also trains our LightGCN (and DiffCL) epochs on backend ``B`` and times the
 propagation alone (:class:`~pyg_diffcl.nn.LightGCNPropagation`, forward+backward, the run's ``d`` and layers)
@@ -38,7 +45,7 @@ from torch_geometric.nn.models import LightGCN as PyGLightGCN
 from pyg_diffcl.datasets import BPRSampler, MMRecDataset
 from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
-from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
+from pyg_diffcl.models import DiffCL, DiffCLConfig, LD4MRec, LD4MRecConfig, LightGCN
 from pyg_diffcl.ops import BipartiteAdj, tune_allocator
 from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.trainer import Trainer, model_scores
@@ -71,6 +78,12 @@ def diffcl_config(data: str, dim: int, layers: int) -> DiffCLConfig:
     return DiffCLConfig(**values)
 
 
+def ld4mrec_setup(data: str):
+    """The packaged LD4MRec config of a data set (else the defaults) and its training batch size."""
+    packaged = packaged_config(data, 'ld4mrec')
+    return LD4MRecConfig(**packaged.get('model', {})), int(packaged.get('train', {}).get('batch_size', 400))
+
+
 def peak_rss_child(args: argparse.Namespace, model: str) -> float:
     """Peak RSS (MiB) of a fresh process that loads the data and trains one epoch of :obj:`model`."""
     cmd = [sys.executable, __file__, '--data', args.data, '--dim', str(args.dim), '--layers', str(args.layers),
@@ -84,11 +97,15 @@ def peak_rss_child(args: argparse.Namespace, model: str) -> float:
 
 
 def rss_of(args: argparse.Namespace) -> None:
-    ds = MMRecDataset(args.data, modalities=None if args.rss_of == 'diffcl' else [])
+    ds = MMRecDataset(args.data, modalities=None if args.rss_of in ('diffcl', 'ld4mrec') else [])
     train_ei = ds[0][EDGE_TYPE].edge_index
     sampler = BPRSampler(train_ei, ds.num_items, args.batch_size, seed=0)
     adj = BipartiteAdj(train_ei, ds.num_users, ds.num_items, backend=args.backend)
-    if args.rss_of == 'diffcl':
+    if args.rss_of == 'ld4mrec':
+        cfg, batch_size = ld4mrec_setup(args.data)
+        model = LD4MRec.from_config(cfg, ds)
+        sampler = model.make_sampler(train_ei, batch_size, 0)
+    elif args.rss_of == 'diffcl':
         model = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds)
     else:
         model = LightGCN(ds.num_users, ds.num_items, args.dim, args.layers)
@@ -106,12 +123,14 @@ def main() -> None:
     p.add_argument('--batch-size', type=int, default=2048)
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--diffcl', action='store_true', help='also time a DiffCL epoch (default config)')
+    p.add_argument('--ld4mrec', action='store_true',
+                   help='also time an LD4MRec epoch and its forward-free vs common inference')
     p.add_argument('--compare-backend', default=None, metavar='B',
                    help='also train on sparse backend B and compare the measured epochs with the promise of '
                         'the propagation kernels alone')
     p.add_argument('--json', default=None, help='write the figures to this JSON file')
     p.add_argument('--default-malloc', action='store_true', help="keep glibc's default malloc thresholds")
-    p.add_argument('--rss-of', choices=['diffcl', 'lightgcn'], default=None, help=argparse.SUPPRESS)
+    p.add_argument('--rss-of', choices=['diffcl', 'lightgcn', 'ld4mrec'], default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -120,7 +139,7 @@ def main() -> None:
     if args.rss_of:
         return rss_of(args)
 
-    ds = MMRecDataset(args.data, modalities=None if args.diffcl else [])
+    ds = MMRecDataset(args.data, modalities=None if args.diffcl or args.ld4mrec else [])
     data = ds[0]
     U, I = ds.num_users, ds.num_items
     train_ei = data[EDGE_TYPE].edge_index
@@ -179,6 +198,28 @@ def main() -> None:
         diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), args.epochs)
         diffcl_rss, lightgcn_rss = peak_rss_child(args, 'diffcl'), peak_rss_child(args, 'lightgcn')
 
+    ld = None
+    if args.ld4mrec:
+        cfg, ld_batch = ld4mrec_setup(args.data)
+        torch.manual_seed(0)
+        lmodel = LD4MRec.from_config(cfg, ds)
+        ltrainer = Trainer(lmodel, adj, lmodel.make_sampler(train_ei, ld_batch, 0), ev_valid, show_progress=False)
+        ld = {'batch_size': ld_batch, 'steps': cfg.diffusion_steps,
+              'epoch_s': time_calls(lambda e: ltrainer.train_epoch(max(e, 0)), args.epochs)}
+        lmodel.eval()
+
+        def ld_eval(strategy):
+            def run(_):
+                with torch.no_grad():
+                    fn = lambda users: lmodel.generate(users, strategy, cfg.diffusion_steps if strategy == 'common'
+                                                       else None)
+                    ev_valid.evaluate(fn)
+                    ev_test.evaluate(fn)
+            return run
+        ld['forward_free_eval_s'] = time_calls(ld_eval('forward_free'), args.epochs)
+        ld['common_eval_s'] = time_calls(ld_eval('common'), args.epochs)
+        ld['peak_rss_mib'] = peak_rss_child(args, 'ld4mrec')
+
     cmp = None
     if args.compare_backend:
         adj_b = BipartiteAdj(train_ei, U, I, backend=args.compare_backend)
@@ -208,6 +249,7 @@ def main() -> None:
         'diffcl_epoch_s': diffcl_epoch,
         'diffcl_vs_lightgcn': None if diffcl_epoch is None else diffcl_epoch / ours_epoch,
         'diffcl_peak_rss_mib': diffcl_rss, 'lightgcn_peak_rss_mib': lightgcn_rss,
+        'ld4mrec': ld,
         'compare_backend': cmp,
     }
     print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
@@ -220,6 +262,16 @@ def main() -> None:
         print(f"{'pyg_diffcl DiffCL':28s}{diffcl_epoch:16.3f}  ({diffcl_epoch / ours_epoch:.2f}x our LightGCN epoch)")
         print(f"peak RSS of one training epoch in a fresh process: DiffCL {diffcl_rss:.0f} MiB, "
               f"LightGCN {lightgcn_rss:.0f} MiB")
+    if ld is not None:
+        rel = f"{ld['epoch_s'] / ours_epoch:.2f}x our LightGCN epoch"
+        if diffcl_epoch is not None:
+            rel += f", {ld['epoch_s'] / diffcl_epoch:.2f}x DiffCL's"
+        print(f"{'pyg_diffcl LD4MRec':28s}{ld['epoch_s']:16.3f}{ld['forward_free_eval_s']:15.3f}  ({rel}; "
+              f"batches of {ld['batch_size']} users)")
+        print(f"LD4MRec inference, valid+test users: forward-free {ld['forward_free_eval_s']:.3f} s, common "
+              f"strategy with T={ld['steps']} reverse steps {ld['common_eval_s']:.3f} s "
+              f"({ld['common_eval_s'] / ld['forward_free_eval_s']:.2f}x); peak RSS of one training epoch "
+              f"{ld['peak_rss_mib']:.0f} MiB")
     if cmp is not None:
         b = cmp['backend']
         print(f"\npropagation alone (forward+backward): {adj.backend} {cmp['propagation_s'] * 1e3:.2f} ms, "

@@ -1,6 +1,6 @@
 r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
 
-    pyg-diffcl train --model {mf,lightgcn} --data {tiktok|DIR} [--modalities a,b|none] [--config FILE.yaml]
+    pyg-diffcl train --model {mf,lightgcn,diffcl,ld4mrec} --data {tiktok|DIR} [--modalities a,b|none] [--config FILE.yaml]
                      [--set section.key=value ...] [--epochs N] [--patience P] [--seed S]
                      [--device cpu|cuda] --out RUN_DIR [--overwrite] [--quiet]
     pyg-diffcl evaluate RUN_DIR [--split valid|test]

@@ -44,3 +44,9 @@ class DataError(UserInputError):
 
 class ConfigError(UserInputError):
     """A bad configuration value or command-line option; the message names the option."""
+
+
+def check_choice(name: str, value: Any, choices: Any) -> None:
+    """Raise :class:`ConfigError` unless :obj:`value` is one of :obj:`choices` (a configuration option)."""
+    if value not in choices:
+        raise ConfigError(f'{name} must be one of {list(choices)}, got {value!r}')

@@ -201,3 +201,34 @@ def test_empty_test_split_gives_null_test_metrics(tmp_path):
     assert 'the test split is empty' in res.stderr
     m = json.loads((tmp_path / 'r' / 'metrics.json').read_text())
     assert m['test']['recall@20'] is None and m['valid']['recall@20'] is not None
+
+
+def test_ld4mrec_end_to_end_same_contract(tmp_path):
+    data = write_dataset(tmp_path / 'mm', num_users=30, num_items=40, per_user=7, modalities={'v': 6, 't': 5})
+    run = tmp_path / 'run'
+    small = ['--set', 'model.fc_dim=16', '--set', 'model.hidden_dim=8', '--set', 'model.svd_rank=4',
+             '--set', 'model.item_graph_k=3', '--set', 'train.batch_size=8']
+    res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--epochs', '3', *small, '--out', str(run),
+                  '--quiet')
+    assert res.returncode == 0, res.stderr
+    m = json.loads((run / 'metrics.json').read_text())
+    assert m['model'] == 'ld4mrec' and m['epochs_run'] == 3 and set(m['test']) == METRIC_KEYS
+    assert set(m['valid']) == METRIC_KEYS and m['selection'] == 'valid'
+    res = run_cli('evaluate', str(run))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == pytest.approx(m['test'], abs=1e-6)  # reloads to the same predictions
+    # The common inference strategy is an option of the same run format.
+    res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--epochs', '1', *small,
+                  '--set', 'model.inference=common', '--set', 'model.inference_steps=2', '--out',
+                  str(tmp_path / 'run2'), '--quiet')
+    assert res.returncode == 0, res.stderr
+
+
+def test_ld4mrec_without_features_needs_use_pg_false(tmp_path):
+    data = write_dataset(tmp_path / 'plain', modalities={})
+    res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--out', str(tmp_path / 'r'))
+    assert res.returncode == 2 and 'need item features' in res.stderr and 'model.use_pg=false' in res.stderr
+    assert len(res.stderr.strip().split('\n')) == 1
+    res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--epochs', '1', '--set', 'model.use_pg=false',
+                  '--set', 'model.fc_dim=8', '--set', 'model.svd_rank=2', '--out', str(tmp_path / 'r2'), '--quiet')
+    assert res.returncode == 0, res.stderr

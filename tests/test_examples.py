@@ -50,7 +50,7 @@ def test_train_speed_benchmark_runs(tmp_path):
     import json
     data = write_dataset(tmp_path / 'mm', num_users=30, num_items=25, modalities={'v': 4})
     script = EXAMPLES.parent / 'benchmarks' / 'train_speed.py'
-    res = subprocess.run([sys.executable, str(script), '--data', str(data), '--epochs', '1', '--diffcl',
+    res = subprocess.run([sys.executable, str(script), '--data', str(data), '--epochs', '1', '--diffcl', '--ld4mrec',
                           '--compare-backend', 'index_add', '--json', str(tmp_path / 'b.json')],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
@@ -61,6 +61,9 @@ def test_train_speed_benchmark_runs(tmp_path):
     cmp = out['compare_backend']
     assert cmp['backend'] == 'index_add' and cmp['propagation_b_s'] > 0 and cmp['diffcl_epoch_s'] > 0
     assert 'promised gain' in res.stdout
+    ld = out['ld4mrec']
+    assert ld['epoch_s'] > 0 and ld['forward_free_eval_s'] > 0 and ld['common_eval_s'] > 0
+    assert ld['peak_rss_mib'] > 0 and 'forward-free' in res.stdout
 
 
 BENCH = EXAMPLES.parent / 'benchmarks'

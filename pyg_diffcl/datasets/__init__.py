@@ -1,7 +1,7 @@
 r"""Data sets: files in MMRec's layout become :class:`torch_geometric.data.HeteroData`."""
 from .io import read_interactions, read_features, find_data_files, InteractionTable, DataFiles
 from .mmrec import MMRecDataset, EMBEDDED_DATASETS, resolve_data_dir
-from .sampler import BPRSampler
+from .sampler import BPRSampler, UserSampler
 from .synthetic import powerlaw_interactions
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     'EMBEDDED_DATASETS',
     'resolve_data_dir',
     'BPRSampler',
+    'UserSampler',
     'powerlaw_interactions',
 ]

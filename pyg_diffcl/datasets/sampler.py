@@ -1,4 +1,5 @@
-r"""Pairwise (BPR) training batches: one positive interaction and one sampled negative item."""
+r"""Training batches: pairwise BPR triples (one positive interaction, one sampled negative item) and batches
+of users (for models trained on whole behaviour rows)."""
 from __future__ import annotations
 
 from typing import Iterator, NamedTuple
@@ -85,3 +86,43 @@ class BPRSampler:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(interactions={len(self.user)}, items={self.num_items}, '
                 f'batch_size={self.batch_size}, seed={self.seed})')
+
+
+class UserBatch(NamedTuple):
+    """A batch of users (int64), for models trained on whole behaviour rows (LD4MRec)."""
+    user: Tensor
+
+    def to(self, device: torch.device | str) -> 'UserBatch':
+        return UserBatch(self.user.to(device, non_blocking=True))
+
+
+class UserSampler:
+    r"""Shuffles the users that have training interactions once per epoch and cuts them into batches
+    (DiffRec / LD4MRec train on users' whole behaviour vectors, not on single interactions). Like
+    :class:`BPRSampler`, an epoch's order depends only on the seed and the epoch number.
+
+    Args:
+        edge_index (Tensor): Training interactions ``[2, E]`` (user, item).
+        batch_size (int): Users per batch. (default: :obj:`400`)
+        seed (int): The seed. (default: :obj:`0`)
+        drop_last (bool): Drop the last incomplete batch. (default: :obj:`False`)
+    """
+    def __init__(self, edge_index: Tensor, batch_size: int = 400, seed: int = 0, drop_last: bool = False) -> None:
+        if batch_size <= 0:
+            raise ValueError(f'batch_size must be positive, got {batch_size}')
+        self.users = np.unique(edge_index[0].cpu().numpy().astype(np.int64))
+        self.batch_size, self.seed, self.drop_last = int(batch_size), int(seed), drop_last
+
+    def __len__(self) -> int:
+        n = len(self.users)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[UserBatch]:
+        """The batches of one epoch, from batch :obj:`start_batch` on."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        perm = self.users[rng.permutation(len(self.users))]
+        for b in range(start_batch, len(self)):
+            yield UserBatch(torch.from_numpy(perm[b * self.batch_size:(b + 1) * self.batch_size]))
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(users={len(self.users)}, batch_size={self.batch_size}, seed={self.seed})'

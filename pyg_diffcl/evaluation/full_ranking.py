@@ -24,6 +24,8 @@ METRICS = {
 }
 DEFAULT_KS = (10, 20, 50)
 
+from ..ops.rows import csr_rows, gather_rows
+
 ScoreFn = Callable[[Tensor], Tensor]
 
 
@@ -33,24 +35,6 @@ def check_ks(ks: Sequence[int]) -> List[int]:
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0 for k in ks):
         raise ValueError(f'ks must be a non-empty list of positive integers, got {ks!r}')
     return sorted(set(ks))
-
-
-def _csr(edge_index: Tensor, num_users: int) -> Tuple[Tensor, Tensor]:
-    """(rowptr, items sorted by user) of a (user, item) edge list."""
-    user, item = edge_index
-    perm = torch.argsort(user, stable=True)
-    rowptr = torch.zeros(num_users + 1, dtype=torch.long)
-    rowptr[1:] = torch.cumsum(torch.bincount(user, minlength=num_users), 0)
-    return rowptr, item[perm]
-
-
-def _gather_rows(rowptr: Tensor, col: Tensor, users: Tensor) -> Tuple[Tensor, Tensor]:
-    """COO (local row, item) of the rows ``users`` of a CSR matrix."""
-    start, end = rowptr[users], rowptr[users + 1]
-    counts = end - start
-    local = torch.repeat_interleave(torch.arange(users.numel()), counts)
-    offset = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    return local, col[torch.repeat_interleave(start, counts) + offset]
 
 
 class UserBlock(NamedTuple):
@@ -110,8 +94,8 @@ class FullRankingEvaluator:
             torch.empty(2, 0, dtype=torch.long)
         ev = eval_edge_index.cpu().long()
         self.users = torch.unique(ev[0])
-        self._excl = _csr(excl, self.num_users)
-        self._eval = _csr(ev, self.num_users)
+        self._excl = csr_rows(excl, self.num_users)
+        self._eval = csr_rows(ev, self.num_users)
 
     @property
     def num_eval_users(self) -> int:
@@ -122,8 +106,8 @@ class FullRankingEvaluator:
         users = self.users if users is None else users.cpu().long()
         for start in range(0, users.numel(), self.block_size):
             block = users[start:start + self.block_size]
-            labels = torch.stack(_gather_rows(*self._eval, block))
-            yield UserBlock(block, _gather_rows(*self._excl, block), labels)
+            labels = torch.stack(gather_rows(*self._eval, block))
+            yield UserBlock(block, gather_rows(*self._excl, block), labels)
 
     def make_metrics(self) -> LinkPredMetricCollection:
         return LinkPredMetricCollection({f'{name}@{k}': cls(k) for name, cls in METRICS.items()

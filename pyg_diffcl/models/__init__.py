@@ -5,12 +5,15 @@ from .base import Recommender
 from .mf import MF, MFConfig
 from .lightgcn import LightGCN, LightGCNConfig
 from .diffcl import DiffCL, DiffCLConfig
+from .ld4mrec import LD4MRec, LD4MRecConfig
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
     'mf': MF,
     'lightgcn': LightGCN,
     'diffcl': DiffCL,
+    'ld4mrec': LD4MRec,
 }
 
-__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'MODELS']
+__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec', 'LD4MRecConfig',
+           'MODELS']

@@ -1,12 +1,12 @@
 r"""The small contract every recommender of this library fulfils."""
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Callable, Tuple
 
 import torch
 from torch import Tensor
 
-from ..datasets.sampler import BPRBatch
+from ..datasets.sampler import BPRBatch, BPRSampler
 from ..ops import BipartiteAdj
 
 
@@ -19,6 +19,9 @@ class Recommender(torch.nn.Module):
     * :meth:`get_embedding` -- final user and item representations for a training graph.
     * :meth:`loss` -- the training loss of one :class:`~pyg_diffcl.datasets.sampler.BPRBatch`.
     * :meth:`score` -- scores of every item for a block of users, from :meth:`get_embedding`'s output.
+    * :meth:`scorer` -- the ``users -> scores`` function the evaluator calls (embeddings computed once;
+      models that do not score by embeddings, such as LD4MRec, override it).
+    * :meth:`make_sampler` -- the training batches (BPR triples by default; LD4MRec: users).
     * :meth:`pre_epoch` -- a hook called before every epoch (per-epoch resampling; no-op by default).
     * :meth:`from_config` -- build from a typed config dataclass and the data set.
     """
@@ -48,6 +51,17 @@ class Recommender(torch.nn.Module):
     def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
         """The scalar training loss of one batch."""
         raise NotImplementedError
+
+    def make_sampler(self, edge_index: Tensor, batch_size: int, seed: int) -> Any:
+        """The training batch sampler for the training interactions :obj:`edge_index` (default:
+        :class:`~pyg_diffcl.datasets.BPRSampler`)."""
+        return BPRSampler(edge_index, self.num_items, batch_size, seed)
+
+    def scorer(self, adj: BipartiteAdj) -> Callable[[Tensor], Tensor]:
+        """A ``users -> [len(users), num_items]`` score function, the model's embeddings computed once."""
+        emb = self.get_embedding(adj)
+        device = emb[0].device
+        return lambda users: self.score(emb, users.to(device))
 
     def score(self, embedding: Tuple[Tensor, Tensor], users: Tensor) -> Tensor:
         r"""Scores :math:`\hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i` of every item for :obj:`users`:

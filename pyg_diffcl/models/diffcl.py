@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..datasets.sampler import BPRBatch
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..nn import (
     BPRLoss,
     DiffusionViewGenerator,
@@ -19,41 +19,13 @@ from ..nn import (
     ModalityFusion,
 )
 from ..ops import Adjacency, BipartiteAdj
+from ..ops.features import FEATURE_NORMS, prepare_features
 from .base import Recommender
 
 Pair = Tuple[Tensor, Tensor]
 
 MODALITY_USERS = ('free', 'items', 'id')
-FEATURE_NORMS = ('standardize', 'l2', 'none')
 NORMALIZE_INPUTS = ('all', 'modalities', 'none')
-
-
-def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f'{name} must be one of {list(choices)}, got {value!r}')
-
-
-def prepare_features(x: Tensor, how: str = 'standardize', eps: float = 1e-6) -> Tensor:
-    r"""Pre-process raw item features before their learned projection.
-
-    * ``'standardize'``: per column, :math:`(x - \bar{x}_j) / s_j` (:math:`s_j` the column's standard
-      deviation, constant columns become 0). Pre-extracted CNN features are non-negative with a large common
-      mean (on tiktok's image features every column averages 2.7, row norms 33); fed raw to a linear map
-      trained with Adam, every step moves all projected rows along that shared direction, and training is
-      unstable and dominated by the modality branch.
-    * ``'l2'``: every row scaled to unit L2 norm (keeps the common direction, fixes the scale).
-    * ``'none'``: as given.
-    """
-    x = x.float()
-    if how == 'standardize':
-        std = x.std(dim=0, keepdim=True)
-        return (x - x.mean(dim=0, keepdim=True)) / torch.where(std > eps, std, torch.ones_like(std)) \
-            * (std > eps)
-    if how == 'l2':
-        return F.normalize(x, dim=-1)
-    if how == 'none':
-        return x
-    raise ValueError(f'unknown feature normalisation {how!r}; expected one of {FEATURE_NORMS}')
 
 
 @dataclass
@@ -196,9 +168,9 @@ class DiffCL(Recommender):
         c = self.config = config if config is not None else DiffCLConfig()
         d = c.embedding_dim
         self.modalities = sorted(features)
-        _check_choice('feature_norm', c.feature_norm, FEATURE_NORMS)
-        _check_choice('modality_users', c.modality_users, MODALITY_USERS)
-        _check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
+        check_choice('feature_norm', c.feature_norm, FEATURE_NORMS)
+        check_choice('modality_users', c.modality_users, MODALITY_USERS)
+        check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
         for m, x in features.items():
             if x.dim() != 2 or x.size(0) != num_items:
                 raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')

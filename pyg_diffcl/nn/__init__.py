@@ -1,21 +1,29 @@
 r"""Reusable layers: propagation, the k-NN graph, diffusion, fusion and losses (each usable alone in any PyG
 recommender)."""
-from .conv import BipartiteLightGCNConv, LightGCNPropagation
-from .loss import BPRLoss, InfoNCE, IDGuidedAlignment
-from .diffusion import GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding
+from .conv import BipartiteLightGCNConv, LightGCNPropagation, ModalityPreference
+from .loss import BPRLoss, InfoNCE, IDGuidedAlignment, SoftReconstructionLoss, soft_labels
+from .diffusion import (GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding, StepSampler,
+                        CGBlock, PGBlock, CNet)
 from .fusion import ModalityFusion
 from ..ops.knn import knn_graph
 
 __all__ = [
     'BipartiteLightGCNConv',
     'LightGCNPropagation',
+    'ModalityPreference',
     'BPRLoss',
     'InfoNCE',
     'IDGuidedAlignment',
+    'SoftReconstructionLoss',
+    'soft_labels',
     'GaussianDiffusion',
     'DenoisingMLP',
     'DiffusionViewGenerator',
     'timestep_embedding',
+    'StepSampler',
+    'CGBlock',
+    'PGBlock',
+    'CNet',
     'ModalityFusion',
     'knn_graph',
 ]

@@ -6,6 +6,9 @@ from .spmm import spmm
 from .knn import knn_graph
 from .item_graph import item_knn_graph
 from .allocator import tune_allocator
+from .features import FEATURE_NORMS, prepare_features
+from .rows import csr_rows, gather_rows
+from .svd import collaborative_signals, interaction_matrix, truncated_svd
 
 __all__ = [
     'bipartite_gcn_norm',
@@ -18,4 +21,11 @@ __all__ = [
     'knn_graph',
     'item_knn_graph',
     'tune_allocator',
+    'FEATURE_NORMS',
+    'prepare_features',
+    'csr_rows',
+    'gather_rows',
+    'collaborative_signals',
+    'interaction_matrix',
+    'truncated_svd',
 ]

@@ -4,7 +4,7 @@ A run's configuration has four sections::
 
     model: {name: lightgcn, embedding_dim: 64, num_layers: 2, reg_weight: 1.0e-4}
     data:  {name: tiktok, modalities: null}
-    train: {epochs: 1000, batch_size: 2048, lr: 0.001, patience: 20, seed: 0, device: cpu, backend: auto}
+    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, seed: 0, device: cpu, backend: auto}
     eval:  {ks: [10, 20, 50], metric: recall@20, block_size: 2048, mask_valid_for_test: false}
 
 Layers, each overriding the one before: the dataclass defaults; the packaged
@@ -44,6 +44,8 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 2048
     lr: float = 1e-3
+    #: Adam's L2 weight decay on every parameter (DiffRec / LD4MRec style; the BPR models regularise in the loss).
+    weight_decay: float = 0.0
     #: Stop after this many epochs without a better validation metric.
     patience: int = 20
     seed: int = 0
@@ -243,6 +245,8 @@ def check_config(cfg: RunConfig) -> None:
         raise ConfigError(f'train.patience: must be non-negative, got {t.patience}')
     if not t.lr > 0:
         raise ConfigError(f'train.lr: must be positive, got {t.lr}')
+    if not t.weight_decay >= 0:
+        raise ConfigError(f'train.weight_decay: must be non-negative, got {t.weight_decay}')
     if not e.ks or any(k <= 0 for k in e.ks):
         raise ConfigError(f'eval.ks: must be positive integers, got {e.ks}')
     name, _, k = e.metric.partition('@')

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .. import __version__
-from ..datasets import BPRSampler, MMRecDataset
+from ..datasets import MMRecDataset
 from ..datasets.mmrec import EDGE_TYPE
 from ..errors import ConfigError, DataError
 from ..evaluation import FullRankingEvaluator, top_k
@@ -212,7 +212,7 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     (out / 'config.yaml').write_text(cfg_text)
 
     train_ei = ds[0][EDGE_TYPE].edge_index
-    sampler = BPRSampler(train_ei, ds.num_items, config.train.batch_size, config.train.seed)
+    sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed)
     valid_eval = prep.evaluator('valid')
     if valid_eval.num_eval_users == 0:
         raise DataError('the validation split is empty: it is needed to select the epoch', ds.files.inter)
@@ -234,6 +234,7 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
             f' + {rec.eval_seconds:.2f}s eval{"  *" if improved else ""}')
 
     trainer = Trainer(model, prep.adj, sampler, valid_eval, lr=config.train.lr, epochs=config.train.epochs,
+                      weight_decay=config.train.weight_decay,
                       patience=config.train.patience, metric=config.eval.metric, on_epoch=on_epoch,
                       show_progress=not quiet)
     result = trainer.fit()

@@ -1,4 +1,4 @@
-r"""The training loop: BPR batches, Adam, validation after every epoch, early stopping on validation."""
+r"""The training loop: the model's batches, Adam, validation after every epoch, early stopping on validation."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 from torch import Tensor
 
-from ..datasets.sampler import BPRSampler
 from ..evaluation import FullRankingEvaluator
 from ..models.base import Recommender
 from ..ops import BipartiteAdj
@@ -52,18 +51,18 @@ class FitResult:
 
 
 def model_scores(model: Recommender, adj: BipartiteAdj) -> Callable[[Tensor], Tensor]:
-    """A ``users -> [len(users), num_items]`` score function from embeddings computed once."""
-    emb = model.get_embedding(adj)
-    device = emb[0].device
-    return lambda users: model.score(emb, users.to(device))
+    """A ``users -> [len(users), num_items]`` score function (:meth:`Recommender.scorer
+    <pyg_diffcl.models.Recommender.scorer>`)."""
+    return model.scorer(adj)
 
 
 class Trainer:
-    r"""Trains a :class:`~pyg_diffcl.models.Recommender` with BPR and selects the epoch on validation.
+    r"""Trains a :class:`~pyg_diffcl.models.Recommender` and selects the epoch on validation.
 
     Every epoch: the model's :meth:`~pyg_diffcl.models.Recommender.pre_epoch` hook, one pass over the
-    training interactions in shuffled batches with one uniformly sampled negative each
-    (:class:`~pyg_diffcl.datasets.BPRSampler`), an Adam step per batch, then full-ranking evaluation on the
+    sampler's shuffled batches (training interactions with one uniformly sampled negative each,
+    :class:`~pyg_diffcl.datasets.BPRSampler`, or users, :class:`~pyg_diffcl.datasets.UserSampler`), an Adam
+    step per batch, then full-ranking evaluation on the
     validation split. The epoch with the best validation :obj:`metric` is kept (its weights copied); training
     stops after :obj:`patience` epochs without improvement, at :obj:`epochs`, or on Ctrl-C (the best epoch so
     far is kept). The test split is never seen here.
@@ -71,7 +70,8 @@ class Trainer:
     Args:
         model (Recommender): The model.
         adj (BipartiteAdj): The normalised training graph.
-        sampler (BPRSampler): The batch sampler.
+        sampler: The batch sampler (:meth:`Recommender.make_sampler
+            <pyg_diffcl.models.Recommender.make_sampler>`: BPR triples or users).
         valid_evaluator (FullRankingEvaluator): Validation evaluator.
         lr (float): Adam's learning rate. (default: :obj:`1e-3`)
         epochs (int): Maximum number of epochs. (default: :obj:`1000`)
@@ -79,17 +79,18 @@ class Trainer:
         metric (str): Validation metric that selects the epoch. (default: :obj:`'recall@20'`)
         on_epoch (callable, optional): Called with each :class:`EpochRecord` and whether it is the new best.
         show_progress (bool): Progress bars (only on a terminal). (default: :obj:`True`)
+        weight_decay (float): Adam's L2 weight decay. (default: :obj:`0.0`)
     """
-    def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: BPRSampler,
+    def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
                  patience: int = 20, metric: str = 'recall@20',
                  on_epoch: Optional[Callable[[EpochRecord, bool], Any]] = None,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, weight_decay: float = 0.0) -> None:
         self.model = model
         self.adj = adj
         self.sampler = sampler
         self.valid_evaluator = valid_evaluator
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         self.epochs = epochs
         self.patience = patience
         self.metric = metric

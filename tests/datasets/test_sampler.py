@@ -51,3 +51,19 @@ def test_deterministic_per_seed_and_epoch():
 def test_user_with_every_item_rejected():
     with pytest.raises(ValueError, match='every item'):
         BPRSampler(torch.tensor([[0, 0], [0, 1]]), 2)
+
+
+def test_user_sampler_covers_each_training_user_once_per_epoch():
+    from pyg_diffcl.datasets import UserSampler
+    ei = torch.tensor([[0, 0, 2, 5, 5, 7], [1, 2, 0, 3, 4, 1]])
+    s = UserSampler(ei, batch_size=3, seed=4)
+    assert len(s) == 2
+    batches = [b.user for b in s.epoch(0)]
+    assert [b.numel() for b in batches] == [3, 1]
+    assert sorted(torch.cat(batches).tolist()) == [0, 2, 5, 7]  # users without interactions never appear
+    again = [b.user for b in s.epoch(0)]
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+    assert not all(torch.equal(a, b) for a, b in zip(batches, (b.user for b in s.epoch(1))))
+    assert [b.user.tolist() for b in s.epoch(0, start_batch=1)] == [batches[1].tolist()]
+    with pytest.raises(ValueError):
+        UserSampler(ei, batch_size=0)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from pyg_diffcl.datasets.sampler import BPRBatch
 from pyg_diffcl.errors import ConfigError
 from pyg_diffcl.models import DiffCL, DiffCLConfig
-from pyg_diffcl.models.diffcl import prepare_features
+from pyg_diffcl.ops import prepare_features
 from pyg_diffcl.ops import Adjacency, BipartiteAdj, item_knn_graph
 
 from tests.ops.test_adj import dense_norm, random_bipartite

@@ -43,3 +43,24 @@ def test_knn_graph_on_cuda_matches_cpu():
         cpu = knn_graph(x, 5, cosine=cosine, use_pyg=False)
         gpu = knn_graph(x.cuda(), 5, cosine=cosine, use_pyg=False).cpu()
         assert torch.equal(cpu, gpu)
+
+
+def test_ld4mrec_on_cuda_matches_cpu():
+    from pyg_diffcl.datasets.sampler import UserBatch
+    from pyg_diffcl.models import LD4MRec, LD4MRecConfig
+    ei, _ = random_bipartite(users=20, items=15, p=0.3, seed=4)
+    feats = {'a': torch.randn(15, 6), 'b': torch.randn(15, 3)}
+    cfg = LD4MRecConfig(fc_dim=16, hidden_dim=8, time_dim=4, svd_rank=3, item_graph_k=3, dropout=0.0)
+    torch.manual_seed(0)
+    cpu = LD4MRec(20, 15, ei, feats, config=cfg)
+    gpu = LD4MRec(20, 15, ei, feats, config=cfg)
+    gpu.load_state_dict(cpu.state_dict())
+    gpu = gpu.cuda()
+    loss = gpu.loss(None, UserBatch(torch.arange(20, device='cuda')))
+    loss.backward()
+    assert torch.isfinite(loss) and gpu.cnet.fc_in.weight.grad is not None
+    cpu.eval()
+    gpu.eval()
+    users = torch.arange(20)
+    for mode in ('forward_free', 'common'):
+        assert torch.allclose(gpu.generate(users.cuda(), mode).cpu(), cpu.generate(users, mode), atol=1e-4)

@@ -44,3 +44,13 @@ def test_bad_yaml_file(tmp_path):
     f.write_text('- 1\n- 2\n')
     with pytest.raises(ConfigError, match='mapping of sections'):
         load_yaml(f)
+
+
+def test_ld4mrec_preset_and_packaged_section_resolve():
+    from pyg_diffcl.training.config import load_yaml, packaged_config, resolve_config
+    cfg = resolve_config(layers=[load_yaml('ld4mrec-paper')])
+    assert cfg.model_name == 'ld4mrec' and cfg.train.batch_size == 400
+    assert (cfg.model.fc_dim, cfg.model.hidden_dim, cfg.model.time_dim) == (1000, 100, 10)
+    assert (cfg.model.soft_prob, cfg.model.soft_smooth) == (0.01, 0.01)
+    packaged = resolve_config('ld4mrec', [packaged_config('tiktok', 'ld4mrec')])
+    assert packaged.train.batch_size == 400

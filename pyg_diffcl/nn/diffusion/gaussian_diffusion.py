@@ -107,11 +107,6 @@ class GaussianDiffusion(torch.nn.Module):
         out = values.to(device=x.device, dtype=x.dtype)[t.long() - 1]
         return out.view(-1, *([1] * (x.dim() - 1)))
 
-    def sample_steps(self, n: int, device: torch.device | str = 'cpu',
-                     generator: Optional[torch.Generator] = None) -> Tensor:
-        """:obj:`n` steps drawn uniformly from :math:`\\{1..T\\}`."""
-        return torch.randint(1, self.num_steps + 1, (n,), device=device, generator=generator)
-
     def q_sample(self, x0: Tensor, t: Tensor, noise: Optional[Tensor] = None) -> Tensor:
         r""":math:`\mathbf{x}_t \sim q(\mathbf{x}_t \mid \mathbf{x}_0)` for per-row steps :obj:`t` (1-based)."""
         if noise is None:

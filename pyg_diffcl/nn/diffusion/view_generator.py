@@ -7,6 +7,7 @@ from torch import Tensor
 
 from .denoiser import DenoisingMLP
 from .gaussian_diffusion import GaussianDiffusion
+from .step_sampler import StepSampler
 
 
 class DiffusionViewGenerator(torch.nn.Module):
@@ -26,7 +27,8 @@ class DiffusionViewGenerator(torch.nn.Module):
     * what the denoiser predicts: :math:`\mathbf{x}_0` (:obj:`predict='x0'`, "predicting the original state")
       or the noise (``'eps'``);
     * its training loss (:meth:`loss`): :math:`\|f_\theta(\mathbf{x}_t, t) - \mathrm{sg}(\mathbf{x}_0)\|^2`
-      averaged over rows and dimensions, with :math:`t \sim \mathcal{U}\{1..T\}` (uniform weighting; the
+      averaged over rows and dimensions, with :math:`t \sim \mathcal{U}\{1..T\}` (uniform weighting, or
+      LD4MRec's importance sampling with :obj:`step_sampling='importance'`, :class:`StepSampler`; the
       target is detached so that this loss trains the denoiser only);
     * :math:`T` and the number of reverse steps :math:`T_s` (:obj:`view_steps`, default :math:`T`);
     * whether gradients flow through the views back into :math:`\mathbf{X}_0` (:obj:`detach_views=False`,
@@ -43,10 +45,12 @@ class DiffusionViewGenerator(torch.nn.Module):
         detach_views (bool, optional): Stop gradients from the views into :math:`\mathbf{X}_0`.
             (default: :obj:`False`)
         sampling_noise (bool, optional): Add the posterior noise in reverse steps. (default: :obj:`False`)
+        step_sampling (str, optional): How :meth:`loss` draws steps, ``'uniform'`` or ``'importance'``.
+            (default: :obj:`'uniform'`)
     """
     def __init__(self, dim: int, diffusion: Optional[GaussianDiffusion] = None, hidden: Sequence[int] = (256,),
                  dropout: float = 0.5, predict: str = 'x0', view_steps: Optional[int] = None,
-                 detach_views: bool = False, sampling_noise: bool = False) -> None:
+                 detach_views: bool = False, sampling_noise: bool = False, step_sampling: str = 'uniform') -> None:
         super().__init__()
         if predict not in ('x0', 'eps'):
             raise ValueError(f"predict must be 'x0' or 'eps', got {predict!r}")
@@ -56,10 +60,12 @@ class DiffusionViewGenerator(torch.nn.Module):
         if not 1 <= self.view_steps <= T:
             raise ValueError(f'view_steps must be in 1..{T}, got {self.view_steps}')
         self.denoiser = DenoisingMLP(dim, hidden, dropout=dropout)
+        self.step_sampler = StepSampler(T, step_sampling)
         self.predict, self.detach_views, self.sampling_noise = predict, detach_views, sampling_noise
 
     def reset_parameters(self) -> None:
         self.denoiser.reset_parameters()
+        self.step_sampler.reset_parameters()
 
     def forward(self, x0: Tensor) -> Tensor:
         """One view of :obj:`x0` ``[N, d]``."""
@@ -77,13 +83,16 @@ class DiffusionViewGenerator(torch.nn.Module):
         return views[:x0.size(0)], views[x0.size(0):]
 
     def loss(self, x0: Tensor) -> Tensor:
-        r"""The denoiser's training loss on :obj:`x0` (detached), one uniformly drawn step per row."""
+        r"""The denoiser's training loss on :obj:`x0` (detached), one step per row drawn by
+        :attr:`step_sampler` (uniform by default) and weighted to stay unbiased."""
         x0 = x0.detach()
-        t = self.diffusion.sample_steps(x0.size(0), x0.device)
+        t, weight = self.step_sampler.sample(x0.size(0), x0.device)
         noise = torch.randn_like(x0)
         out = self.denoiser(self.diffusion.q_sample(x0, t, noise), t)
         target = x0 if self.predict == 'x0' else noise
-        return (out - target).pow(2).mean()
+        per_row = (out - target).pow(2).mean(dim=1)
+        self.step_sampler.update(t, per_row)
+        return (weight * per_row).mean()
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.denoiser.dim}, {self.diffusion}, predict={self.predict!r}, '

@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..datasets.sampler import UserBatch, UserSampler
+from ..errors import ConfigError, check_choice
+from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstructionLoss, StepSampler
+from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
+from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
+from ..ops import Adjacency, BipartiteAdj, collaborative_signals, csr_rows, gather_rows
+from ..ops.features import FEATURE_NORMS, prepare_features
+from .base import Recommender
+
+Pair = Tuple[Tensor, Tensor]
+
+INITIAL_STEPS = ('embedding', 'scalar', 'none')
+INFERENCES = ('forward_free', 'common')
+GATES = ('step', 'all')
+
+
+@dataclass
+class LD4MRecConfig:
+    """Hyper-parameters of :class:`LD4MRec` (see its docstring for each symbol)."""
+    fc_dim: int = 1000
+    hidden_dim: int = 100
+    time_dim: int = 10
+    dropout: float = 0.5
+    #: The rank :math:`q` of the randomized SVD, and its power iterations.
+    svd_rank: int = 64
+    svd_niter: int = 4
+    collab_scale: bool = True
+    diffusion_steps: int = 5
+    noise_scale: float = 0.01
+    noise_min: float = 1e-3
+    noise_max: float = 1e-2
+    step_sampling: str = 'importance'
+    #: What importance sampling records: ``'batch'`` (per-step batch means) or ``'example'`` (DiffRec's).
+    step_record: str = 'batch'
+    soft_prob: float = 0.01
+    soft_smooth: float = 0.01
+    #: ``'mse'`` (the paper's reconstruction) or ``'multinomial'`` (an option outside the paper).
+    reconstruction: str = 'mse'
+    initial_step: str = 'embedding'
+    inference: str = 'forward_free'
+    #: Forward steps of the common inference strategy (0: :math:`T`).
+    inference_steps: int = 0
+    feature_norm: str = 'l2'
+    pref_norm: str = 'standardize'
+    item_graph_k: int = 10
+    item_graph_layers: int = 1
+    gate: str = 'step'
+    use_cg: bool = True
+    use_pg: bool = True
+
+
+class LD4MRec(Recommender):
+    r"""LD4MRec, from the `"LD4MRec: Simplifying and Powering Diffusion Model for Multimedia Recommendation"
+    <https://arxiv.org/abs/2309.15363>`_ paper: a diffusion model over users' **behaviour vectors**
+    :math:`\mathbf{x}_u \in \{0, 1\}^{|\mathcal{I}|}` (the rows of the training interaction matrix), whose
+    denoiser is the conditional network :class:`~pyg_diffcl.nn.CNet`.
+
+    **Forward process** (Eq. 1-3): :class:`~pyg_diffcl.nn.GaussianDiffusion` with the linear schedule
+    shared with DiffCL, :math:`\mathbf{x}_t = \sqrt{\bar{\alpha}_t}\mathbf{x}_0 +
+    \sqrt{1-\bar{\alpha}_t}\boldsymbol{\varepsilon}`, :math:`t \in 1..T`.
+
+    **Per-user initial step** (Sec. 4.1): the observed behaviours are taken to have already gone through a
+    small forward process of :math:`t^0_u` steps, learned per user. The paper turns :math:`t^0_u` "into an
+    initial step embedding, similar to an ID embedding"; read here (:obj:`initial_step='embedding'`) as a
+    learnable vector :math:`\mathbf{e}^0_u` (zeros at start) added to the sinusoidal embedding:
+    :math:`\mathrm{emb}(t - 1) + \mathbf{e}^0_u` in training (steps embedded 0-based, as in DiffRec),
+    :math:`\mathrm{emb}(0) + \mathbf{e}^0_u` at forward-free inference. ``'scalar'`` learns
+    :math:`t^0_u = \mathrm{softplus}(\theta_u) \ge 0` and embeds the real step :math:`t - 1 + t^0_u` (the
+    literal "actual step is :math:`t + t^0_u`"); ``'none'`` drops it.
+
+    **Conditions** (Sec. 5.1), computed once from the training graph, not learned:
+    the collaborative signal :math:`\mathbf{c}_u` of a rank-:math:`q` randomized SVD
+    (:func:`~pyg_diffcl.ops.collaborative_signals`, never densifying users x items) and, per modality, the
+    preference signal :math:`\mathbf{p}^m_u` (:class:`~pyg_diffcl.nn.ModalityPreference`: item features
+    (:obj:`feature_norm`, L2 rows by default) smoothed over the modality's top-:math:`K` item-item graph
+    (:obj:`item_graph_layers`, the shared :func:`~pyg_diffcl.ops.item_knn_graph`; Eq. 16 itself has no
+    item-item step, MGCN, which it cites, has one: 0 gives the literal Eq. 16) and aggregated into users with
+    the symmetric normalisation; then column-standardised, :obj:`pref_norm`).
+
+    **Training** (Eq. 6-8, Algorithm 1): batches of users; :math:`t` drawn by importance sampling
+    (:class:`~pyg_diffcl.nn.StepSampler`, uniform until each step has a loss history), the C-Net predicts
+    :math:`\hat{\mathbf{x}}_0` from :math:`\mathbf{x}_t`, and the loss is the soft reconstruction loss
+    (:class:`~pyg_diffcl.nn.SoftReconstructionLoss`, soft probability :math:`\rho` and smoothing
+    :math:`\epsilon`, 0.01 / 0.01) weighted by :math:`1/(T p_t)`.
+
+    **Inference** (Algorithm 2): *forward-free* (default), the C-Net applied once to the observed
+    :math:`\mathbf{x}_0` at the user's initial step, :math:`\hat{\mathbf{x}} = f_\theta(\mathbf{x}_0,
+    t^0_u, \mathbf{c}_u, \mathbf{p}_u)`; or the *common* strategy (:obj:`inference='common'`, the paper's
+    Fig. 3 baseline, DiffRec's inference): corrupt :math:`\mathbf{x}_0` to step :math:`T'`
+    (:obj:`inference_steps`) and run :math:`T'` reverse steps, each a C-Net call (:math:`T'` times the
+    cost). Its noise is drawn per user from (seed, user id), so evaluation is repeatable and does not
+    depend on how users are grouped into blocks. Scores are
+    :math:`\hat{\mathbf{x}}`; training items are excluded by the evaluator as for every model.
+
+    Memory: a batch of :math:`B` users holds a few :math:`B \times |\mathcal{I}|` dense matrices, never the
+    whole users x items matrix (the evaluator streams blocks of users).
+
+    Args:
+        num_users (int): The number of users.
+        num_items (int): The number of items.
+        edge_index (Tensor): Training ``[2, E]`` (user, item) pairs.
+        features (Dict[str, Tensor], optional): ``[num_items, F_m]`` per modality (needed unless
+            :obj:`use_pg=False`).
+        item_graphs (Dict[str, Tuple[Tensor, Tensor]], optional): ``(edge_index, edge_weight)`` per
+            modality (:meth:`MMRecDataset.item_graph <pyg_diffcl.datasets.MMRecDataset.item_graph>`); computed
+            here when missing and needed.
+        config (LD4MRecConfig, optional): Hyper-parameters. (default: :obj:`LD4MRecConfig()`)
+    """
+    config_cls = LD4MRecConfig
+
+    def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
+                 features: Optional[Dict[str, Tensor]] = None, item_graphs: Optional[Dict[str, Pair]] = None,
+                 config: Optional[LD4MRecConfig] = None) -> None:
+        super().__init__(num_users, num_items)
+        c = self.config = config if config is not None else LD4MRecConfig()
+        for name, value, choices in (('initial_step', c.initial_step, INITIAL_STEPS),
+                                     ('inference', c.inference, INFERENCES), ('gate', c.gate, GATES),
+                                     ('step_sampling', c.step_sampling, STEP_SAMPLINGS),
+                                     ('step_record', c.step_record, RECORDS),
+                                     ('feature_norm', c.feature_norm, FEATURE_NORMS),
+                                     ('pref_norm', c.pref_norm, FEATURE_NORMS),
+                                     ('reconstruction', c.reconstruction, RECONSTRUCTIONS)):
+            check_choice(name, value, choices)
+        for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k'):
+            if getattr(c, name) < 1:
+                raise ConfigError(f'{name} must be positive, got {getattr(c, name)}')
+        if not 0 <= c.inference_steps <= c.diffusion_steps:
+            raise ConfigError(f'inference_steps must be in 0..diffusion_steps={c.diffusion_steps}, '
+                              f'got {c.inference_steps}')
+        features = dict(features or {})
+        if c.use_pg and not features:
+            raise ConfigError("LD4MRec's preference-guided (PG) blocks need item features: the data set has no "
+                              "<modality>_feat.npy file (or --modalities none was given); set "
+                              "model.use_pg=false to train without them")
+        edge_index = edge_index.long()
+        if edge_index.numel() == 0:
+            raise ConfigError('LD4MRec needs training interactions')
+        self.modalities: List[str] = sorted(features) if c.use_pg else []
+        rowptr, col = csr_rows(edge_index.cpu(), num_users)
+        self.register_buffer('rowptr', rowptr, persistent=False)
+        self.register_buffer('col', col, persistent=False)
+
+        # Conditions, computed once (no gradient): collaborative signals and modality preferences.
+        collab_dim = 0
+        if c.use_cg:
+            if c.svd_rank < 1:
+                raise ConfigError(f'svd_rank must be positive, got {c.svd_rank}')
+            rank = min(c.svd_rank, num_users, num_items)
+            if rank < c.svd_rank:
+                warnings.warn(f'LD4MRec: svd_rank {c.svd_rank} exceeds min(users, items) = {rank}; using {rank}',
+                              UserWarning)
+            collab_dim = 2 * rank
+            collab = collaborative_signals(edge_index.cpu(), num_users, num_items, rank, c.svd_niter,
+                                           c.collab_scale)
+        else:
+            collab = torch.zeros(num_users, 0)
+        self.register_buffer('collab', collab)
+        pref_dims = []
+        if self.modalities:
+            adj = BipartiteAdj(edge_index.cpu(), num_users, num_items)
+            pref = ModalityPreference(c.item_graph_layers)
+            item_graphs = dict(item_graphs or {})
+            for m in self.modalities:
+                x = features[m]
+                if x.dim() != 2 or x.size(0) != num_items:
+                    raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+                item_adj = None
+                if c.item_graph_layers > 0:
+                    if m not in item_graphs:
+                        from ..ops import item_knn_graph
+                        item_graphs[m] = item_knn_graph(x, c.item_graph_k)
+                    ei, w = item_graphs[m]
+                    item_adj = Adjacency(ei.cpu(), w.cpu(), (num_items, num_items))
+                with torch.no_grad():
+                    p = pref(prepare_features(x.cpu(), c.feature_norm), adj, item_adj)
+                self.register_buffer(f'pref_{m}', prepare_features(p, c.pref_norm), persistent=False)
+                pref_dims.append(p.size(1))
+
+        self.diffusion = GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max)
+        self.step_sampler = StepSampler(c.diffusion_steps, c.step_sampling, record=c.step_record)
+        self.cnet = CNet(num_items, collab_dim, pref_dims, c.fc_dim, c.hidden_dim, c.time_dim, c.dropout,
+                         c.use_cg, c.use_pg, c.gate)
+        self.initial_step = (torch.nn.Embedding(num_users, c.time_dim if c.initial_step == 'embedding' else 1)
+                             if c.initial_step != 'none' else None)
+        self.criterion = SoftReconstructionLoss(c.soft_prob, c.soft_smooth, c.reconstruction)
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, config: LD4MRecConfig, dataset: Any) -> 'LD4MRec':
+        features = dataset.features() if config.use_pg else {}
+        graphs = ({m: dataset.item_graph(m, config.item_graph_k) for m in features}
+                  if features and config.item_graph_layers > 0 else None)
+        edge_index = dataset[0]['user', 'rates', 'item'].edge_index
+        return cls(dataset.num_users, dataset.num_items, edge_index, features, graphs, config)
+
+    def reset_parameters(self) -> None:
+        self.cnet.reset_parameters()
+        self.step_sampler.reset_parameters()
+        if self.initial_step is not None:
+            # 'scalar': softplus(-4) = 0.018 steps, i.e. start at (almost) no initial corruption.
+            torch.nn.init.constant_(self.initial_step.weight, 0.0 if self.config.initial_step == 'embedding'
+                                    else -4.0)
+
+    # ------------------------------------------------------------------------------------------ pieces
+    def make_sampler(self, edge_index: Tensor, batch_size: int, seed: int) -> UserSampler:
+        return UserSampler(edge_index, batch_size, seed)
+
+    def behaviours(self, users: Tensor) -> Tensor:
+        r"""The dense training behaviour rows :math:`\mathbf{x}_{0,u}` of :obj:`users`: ``[B, num_items]``."""
+        users = users.to(self.rowptr.device)
+        row, item = gather_rows(self.rowptr, self.col, users)
+        x = torch.zeros(users.numel(), self.num_items, device=self.rowptr.device)
+        x[row, item] = 1.0
+        return x
+
+    def conditions(self, users: Tensor) -> Tuple[Optional[Tensor], List[Tensor]]:
+        """``(collaborative signals, [preference per modality])`` of :obj:`users`."""
+        collab = self.collab[users] if self.config.use_cg else None
+        return collab, [getattr(self, f'pref_{m}')[users] for m in self.modalities]
+
+    def step_inputs(self, users: Tensor, t: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""``(step, offset)`` for the step embedding of :obj:`users` at forward step :obj:`t` (1..T in
+        training and in the common strategy, 0 for forward-free inference). Steps are embedded 0-based, as
+        DiffRec does (step :math:`t \ge 1` as :math:`\mathrm{emb}(t - 1)`), and forward-free inference uses
+        :math:`\mathrm{emb}(0)`, the trained embedding of the least noisy step (its input
+        :math:`\mathbf{x}_0` is within :math:`\sqrt{1 - \bar{\alpha}_1}` noise of :math:`\mathbf{x}_1`),
+        never an embedding the network has not seen. The per-user initial step is folded in as
+        :obj:`initial_step` says."""
+        t = (t.float() - 1.0).clamp(min=0.0)
+        mode = self.config.initial_step
+        if mode == 'embedding':
+            return t, self.initial_step(users)
+        if mode == 'scalar':
+            return t + F.softplus(self.initial_step(users)).squeeze(-1), None
+        return t, None
+
+    def denoise(self, x_t: Tensor, users: Tensor, t: Tensor) -> Tensor:
+        r""":math:`\hat{\mathbf{x}}_0 = f_\theta(\mathbf{x}_t, t + t^0_u, \mathbf{c}_u, \mathbf{p}_u)`."""
+        collab, prefs = self.conditions(users)
+        step, offset = self.step_inputs(users, t)
+        return self.cnet(x_t, step, collab, prefs, offset)
+
+    # ------------------------------------------------------------------------------------------ training
+    def loss(self, adj: BipartiteAdj, batch: UserBatch) -> Tensor:  # type: ignore[override]
+        users = batch.user
+        x0 = self.behaviours(users)
+        t, weight = self.step_sampler.sample(users.numel(), x0.device)
+        x_t = self.diffusion.q_sample(x0, t)
+        per_user = self.criterion(self.denoise(x_t, users, t), x0)
+        self.step_sampler.update(t, per_user)
+        return (weight * per_user).mean()
+
+    # ------------------------------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def generate(self, users: Tensor, inference: Optional[str] = None, steps: Optional[int] = None,
+                 seed: int = 0) -> Tensor:
+        r"""Predicted behaviours :math:`\hat{\mathbf{x}}` ``[len(users), num_items]``.
+
+        Args:
+            users (Tensor): User ids.
+            inference (str, optional): ``'forward_free'`` or ``'common'``; :obj:`None`: the config's.
+            steps (int, optional): :math:`T'` of the common strategy; :obj:`None`: the config's
+                (0 there means :math:`T`).
+            seed (int): Seed of the common strategy's corruption noise. (default: :obj:`0`)
+        """
+        inference = inference or self.config.inference
+        check_choice('inference', inference, INFERENCES)
+        users = users.to(self.rowptr.device)
+        x0 = self.behaviours(users)
+        if inference == 'forward_free':
+            return self.denoise(x0, users, torch.zeros(users.numel(), device=x0.device))
+        T = self.diffusion.num_steps
+        steps = steps if steps is not None else (self.config.inference_steps or T)
+        if not 1 <= steps <= T:
+            raise ValueError(f'steps must be in 1..{T}, got {steps}')
+        noise = self.user_noise(users, seed).to(x0.device)
+        x_t = self.diffusion.q_sample(x0, torch.full((users.numel(),), steps, device=x0.device), noise)
+        return self.diffusion.p_sample_loop(lambda x, t: self.denoise(x, users, t), x_t, steps)
+
+    def user_noise(self, users: Tensor, seed: int = 0) -> Tensor:
+        """Standard normal noise ``[len(users), num_items]``, each row drawn from a CPU generator seeded with
+        (:obj:`seed`, user id): the same for a user whatever block it is evaluated in."""
+        gen = torch.Generator()
+        rows = []
+        for u in users.tolist():
+            gen.manual_seed(int(seed) * 1_000_003 + int(u))
+            rows.append(torch.randn(self.num_items, generator=gen))
+        return torch.stack(rows) if rows else torch.zeros(0, self.num_items)
+
+    def scorer(self, adj: BipartiteAdj) -> Callable[[Tensor], Tensor]:
+        return lambda users: self.generate(users)
+
+    def get_embedding(self, adj: BipartiteAdj) -> Tuple[Tensor, Tensor]:
+        raise NotImplementedError('LD4MRec scores users from their behaviour vectors (generate / scorer), '
+                                  'not from embeddings')
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, modalities={self.modalities}, '
+                f'fc_dim={c.fc_dim}, hidden_dim={c.hidden_dim}, steps={c.diffusion_steps}, '
+                f'inference={c.inference!r}, use_cg={c.use_cg}, use_pg={c.use_pg})')
