@@ -3,7 +3,10 @@ configuration (pyg_diffcl/configs/tiktok.yaml, section ld4mrec), then the paper'
 selected model: forward-free inference against the common corrupt-then-denoise strategy at every forward
 step T' = 1..T, on the validation split (and test, reported beside it, never used to choose).
 
-    python examples/ld4mrec_tiktok.py [--epochs 1000] [--seed 0] [--out runs/ld4mrec-tiktok]
+    python examples/ld4mrec_tiktok.py [--epochs 1000] [--seed 0] [--out runs/ld4mrec-tiktok] [--set model.KEY=V ...]
+
+(for example ``--set model.noise_scale=1.0 --set model.noise_min=0.01 --set model.noise_max=0.2`` for a
+schedule whose corruption is large enough to change rankings).
 
 The training part is the same as: pyg-diffcl train --model ld4mrec --data tiktok --out runs/ld4mrec-tiktok
 """
@@ -12,7 +15,7 @@ import time
 
 import torch
 
-from pyg_diffcl.training import resolve_config, train_run
+from pyg_diffcl.training import parse_set, resolve_config, train_run
 from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.run import load_run
 
@@ -22,8 +25,9 @@ def main() -> None:
     p.add_argument('--epochs', type=int, default=1000)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default='runs/ld4mrec-tiktok')
+    p.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE')
     args = p.parse_args()
-    config = resolve_config('ld4mrec', [packaged_config('tiktok', 'ld4mrec'),
+    config = resolve_config('ld4mrec', [packaged_config('tiktok', 'ld4mrec'), parse_set(args.set),
                                         {'data': {'name': 'tiktok'},
                                          'train': {'epochs': args.epochs, 'seed': args.seed}}])
     metrics = train_run(config, args.out, overwrite=True)

@@ -55,6 +55,8 @@ class LD4MRecConfig:
     item_graph_k: int = 10
     item_graph_layers: int = 1
     gate: str = 'step'
+    #: Training-time probability of dropping a user's conditions (an option outside the paper).
+    cond_dropout: float = 0.0
     use_cg: bool = True
     use_pg: bool = True
 
@@ -134,6 +136,8 @@ class LD4MRec(Recommender):
         for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k'):
             if getattr(c, name) < 1:
                 raise ConfigError(f'{name} must be positive, got {getattr(c, name)}')
+        if not 0.0 <= c.cond_dropout < 1.0:
+            raise ConfigError(f'cond_dropout must be in [0, 1), got {c.cond_dropout}')
         if not 0 <= c.inference_steps <= c.diffusion_steps:
             raise ConfigError(f'inference_steps must be in 0..diffusion_steps={c.diffusion_steps}, '
                               f'got {c.inference_steps}')
@@ -245,8 +249,16 @@ class LD4MRec(Recommender):
         return t, None
 
     def denoise(self, x_t: Tensor, users: Tensor, t: Tensor) -> Tensor:
-        r""":math:`\hat{\mathbf{x}}_0 = f_\theta(\mathbf{x}_t, t + t^0_u, \mathbf{c}_u, \mathbf{p}_u)`."""
+        r""":math:`\hat{\mathbf{x}}_0 = f_\theta(\mathbf{x}_t, t + t^0_u, \mathbf{c}_u, \mathbf{p}_u)`. In
+        training, with :obj:`cond_dropout` :math:`q > 0`, each user's conditions are zeroed with probability
+        :math:`q` (classifier-free-guidance practice, outside the paper): the conditions are functions of the
+        same behaviours, and without it the network can learn to ignore :math:`\mathbf{x}_t` (README)."""
         collab, prefs = self.conditions(users)
+        q = self.config.cond_dropout
+        if self.training and q > 0:
+            keep = (torch.rand(users.numel(), 1, device=x_t.device) >= q).to(x_t.dtype)
+            collab = collab * keep if collab is not None else None
+            prefs = [p * keep for p in prefs]
         step, offset = self.step_inputs(users, t)
         return self.cnet(x_t, step, collab, prefs, offset)
 

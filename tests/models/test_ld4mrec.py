@@ -191,3 +191,18 @@ def test_ablations_and_errors():
     assert model.collab.shape == (12, 20)  # rank min(users, items) = 10
     with pytest.raises(ConfigError, match='svd_rank'):
         make(svd_rank=0)
+
+
+def test_condition_dropout_zeroes_conditions_in_training_only():
+    model, R = make(cond_dropout=0.999999)
+    users = torch.arange(4)
+    t = torch.tensor([1, 2, 3, 1])
+    collab, prefs = model.conditions(users)
+    step, off = model.step_inputs(users, t)
+    x = R[users]
+    dropped = model.cnet(x, step, torch.zeros_like(collab), [torch.zeros_like(p) for p in prefs], off)
+    assert torch.allclose(model.denoise(x, users, t), dropped, atol=1e-6)
+    model.eval()
+    assert torch.allclose(model.denoise(x, users, t), model.cnet(x, step, collab, prefs, off), atol=1e-6)
+    with pytest.raises(ConfigError, match='cond_dropout'):
+        make(cond_dropout=1.0)
