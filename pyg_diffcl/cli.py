@@ -134,6 +134,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f'{PROG}: interrupted\n')
         return 130
+    except Exception as e:  # noqa: BLE001 - only the divergence is turned into a message
+        from .training.run import TrainingDiverged
+        if debug or not isinstance(e, TrainingDiverged):
+            raise
+        sys.stderr.write(f'{PROG}: error: {e}\n')
+        return 1
 
 
 if __name__ == '__main__':  # pragma: no cover

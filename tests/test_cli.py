@@ -36,6 +36,7 @@ def test_run_directory_contract(trained):
     assert set(d['sha256']) == {'toy.inter', 'img_feat.npy', 'snd_feat.npy'}
     rows = list(csv.DictReader(open(run / 'log.csv')))
     assert [int(r['epoch']) for r in rows] == [1, 2, 3, 4]
+    assert all(0 < float(r['grad_norm']) <= float(r['grad_norm_max']) for r in rows)
     best = max(rows, key=lambda r: float(r['valid_recall@20']))
     assert int(best['epoch']) == m['best_epoch']  # selected on validation
     assert float(best['valid_recall@20']) == pytest.approx(m['valid']['recall@20'], abs=1e-6)
@@ -184,3 +185,23 @@ def test_ld4mrec_without_features_needs_use_pg_false(tmp_path):
     res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--epochs', '1', '--set', 'model.use_pg=false',
                   '--set', 'model.fc_dim=8', '--set', 'model.svd_rank=2', '--out', str(tmp_path / 'r2'), '--quiet')
     assert res.returncode == 0, res.stderr
+
+
+def test_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    import re
+    data = write_dataset(tmp_path / 'd', num_users=20, num_items=15, modalities={})
+    run = tmp_path / 'run'
+    res = run_cli('train', '--model', 'mf', '--data', str(data), '--epochs', '5', '--set', 'train.lr=1e30',
+                  '--out', str(run), '--quiet')
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    lines = res.stderr.strip().split('\n')
+    assert len(lines) == 1
+    m = re.search(r'non-finite loss \S+ at epoch (\d+), batch (\d+)', lines[0])
+    assert m, lines[0]
+    epochs_done = int(m.group(1)) - 1
+    assert not (run / 'metrics.json').exists()
+    rows = list(csv.DictReader(open(run / 'log.csv')))
+    assert len(rows) == epochs_done
+    if epochs_done:
+        assert (run / 'best.pt').is_file() and 'kept in' in lines[0]
+        assert float(rows[0]['grad_norm']) > 0 and float(rows[0]['grad_norm_max']) >= float(rows[0]['grad_norm'])

@@ -3,7 +3,7 @@ r"""A training run end to end, and its run directory.
 ``RUN_DIR`` holds:
 
 * ``config.yaml`` -- the full resolved configuration (package versions in its header comment);
-* ``log.csv`` -- one row per epoch: loss, seconds, every validation metric;
+* ``log.csv`` -- one row per epoch: loss, seconds, mean and largest gradient norm, every validation metric;
 * ``best.pt`` -- the weights of the validation-selected epoch, written atomically when it improves;
 * ``metrics.json`` -- written last: model, data set, seed, selected epoch, timings, data summary with
   checksums, and the ``valid`` and ``test`` metrics of the selected epoch (test computed once, at the end);
@@ -37,9 +37,13 @@ from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj, tune_allocator
 from .config import RunConfig, from_dict
-from .trainer import EpochRecord, Trainer, model_scores
+from .trainer import EpochRecord, NonFiniteLossError, Trainer, model_scores
 
 CHECKPOINT = 'best.pt'
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss; the message names the epoch, the batch and what was kept."""
 
 
 def seed_everything(seed: int) -> None:
@@ -220,13 +224,14 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     metric_keys = [f'{n}@{k}' for n in ('recall', 'ndcg', 'precision', 'map', 'hitrate') for k in config.eval.ks]
     log_path = out / 'log.csv'
     with open(log_path, 'w', newline='') as f:
-        csv.writer(f).writerow(['epoch', 'loss', 'train_seconds', 'eval_seconds']
+        csv.writer(f).writerow(['epoch', 'loss', 'train_seconds', 'eval_seconds', 'grad_norm', 'grad_norm_max']
                                + [f'valid_{k}' for k in metric_keys])
 
     def on_epoch(rec: EpochRecord, improved: bool) -> None:
         with open(log_path, 'a', newline='') as f:
             csv.writer(f).writerow([rec.epoch, f'{rec.loss:.6f}', f'{rec.train_seconds:.4f}',
-                                    f'{rec.eval_seconds:.4f}'] + [f'{rec.valid[k]:.6f}' for k in metric_keys])
+                                    f'{rec.eval_seconds:.4f}', f'{rec.grad_norm:.6g}', f'{rec.grad_norm_max:.6g}']
+                                   + [f'{rec.valid[k]:.6f}' for k in metric_keys])
         if improved:
             save_checkpoint(out / CHECKPOINT, model.state_dict(), rec.epoch, config, sha)
         say(f'epoch {rec.epoch:4d}  loss {rec.loss:.4f}  valid recall@20 {rec.valid.get("recall@20", float("nan")):.4f}'
@@ -237,7 +242,13 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
                       weight_decay=config.train.weight_decay,
                       patience=config.train.patience, metric=config.eval.metric, on_epoch=on_epoch,
                       show_progress=not quiet)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except NonFiniteLossError as e:
+        kept = (f'the best epoch so far is kept in {out / CHECKPOINT}' if (out / CHECKPOINT).exists()
+                else 'no epoch had finished, so there is no checkpoint')
+        raise TrainingDiverged(f'training stopped: {e}; {kept} (log.csv has each epoch\'s gradient norm; '
+                               f'try a lower train.lr)') from None
     if result.best_epoch == 0:
         raise KeyboardInterrupt  # interrupted before the first epoch finished: nothing to report
     if result.interrupted:

@@ -25,7 +25,11 @@ def progress(iterable, total: int, desc: str, enabled: bool):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite (the message names the epoch and the batch)."""
+
+    def __init__(self, message: str, epoch: int = 0, batch: int = 0) -> None:
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
 
 
 @dataclass
@@ -35,6 +39,9 @@ class EpochRecord:
     train_seconds: float
     eval_seconds: float
     valid: Dict[str, float]
+    #: Mean and largest L2 norm of the full gradient over the epoch's batches.
+    grad_norm: float = float('nan')
+    grad_norm_max: float = float('nan')
 
 
 @dataclass
@@ -99,10 +106,13 @@ class Trainer:
         self.device = next(model.parameters()).device
 
     def train_epoch(self, epoch: int) -> float:
-        """One pass over the training interactions; returns the mean batch loss."""
+        """One pass over the training batches; returns the mean batch loss. The gradient norms of the epoch
+        are kept in :attr:`last_grad_norms`."""
         self.model.train()
         self.model.pre_epoch(epoch)
         total, count = 0.0, 0
+        norms: List[float] = []
+        params = [p for p in self.model.parameters() if p.requires_grad]
         batches = progress(self.sampler.epoch(epoch), len(self.sampler), f'epoch {epoch + 1}', self.show_progress)
         for b, batch in enumerate(batches):
             batch = batch.to(self.device)
@@ -110,12 +120,17 @@ class Trainer:
             loss = self.model.loss(self.adj, batch)
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}')
+                raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}',
+                                         epoch + 1, b + 1)
             loss.backward()
+            grads = [p.grad.detach() for p in params if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+                         if grads else 0.0)
             self.optimizer.step()
             n = batch.user.numel()
             total += value * n
             count += n
+        self.last_grad_norms = norms
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -135,7 +150,9 @@ class Trainer:
                 loss = self.train_epoch(epoch)
                 t1 = time.perf_counter()
                 valid = self.validate()
-                record = EpochRecord(epoch + 1, loss, t1 - t0, time.perf_counter() - t1, valid)
+                norms = getattr(self, 'last_grad_norms', []) or [float('nan')]
+                record = EpochRecord(epoch + 1, loss, t1 - t0, time.perf_counter() - t1, valid,
+                                     sum(norms) / len(norms), max(norms))
                 history.append(record)
                 improved = valid[self.metric] > best_value
                 if improved:
