@@ -27,18 +27,22 @@ GATES = ('step', 'all')
 @dataclass
 class LD4MRecConfig:
     """Hyper-parameters of :class:`LD4MRec` (see its docstring for each symbol)."""
+    #: C-Net sizes (paper Sec. 6.4: "embedding" 1000, hidden 100, step embedding 10) and its input dropout.
     fc_dim: int = 1000
     hidden_dim: int = 100
     time_dim: int = 10
     dropout: float = 0.5
-    #: The rank :math:`q` of the randomized SVD, and its power iterations.
+    #: The rank :math:`q` of the randomized SVD (at most min(users, items)), and its power iterations.
     svd_rank: int = 64
     svd_niter: int = 4
+    #: Scale each half of the collaborative signal to unit mean row norm.
     collab_scale: bool = True
+    #: :math:`T` and the linear schedule (DiffRec's values; the paper's were lost in conversion).
     diffusion_steps: int = 5
     noise_scale: float = 0.01
     noise_min: float = 1e-3
     noise_max: float = 1e-2
+    #: ``'importance'`` (Eq. 8) or ``'uniform'`` step sampling in training.
     step_sampling: str = 'importance'
     #: What importance sampling records: ``'batch'`` (per-step batch means) or ``'example'`` (DiffRec's).
     step_record: str = 'batch'
