@@ -1,7 +1,7 @@
 r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
 
-    pyg-diffcl train --model {mf,lightgcn,diffcl,ld4mrec} --data {tiktok|DIR} [--modalities a,b|none] [--config FILE.yaml]
-                     [--set section.key=value ...] [--epochs N] [--patience P] [--seed S]
+    pyg-diffcl train --model {mf,lightgcn,diffcl,ld4mrec} --data {tiktok|DIR} [--modalities a,b|none]
+                     [--config FILE.yaml] [--set section.key=value ...] [--epochs N] [--patience P] [--seed S]
                      [--device cpu|cuda] --out RUN_DIR [--overwrite] [--quiet]
     pyg-diffcl evaluate RUN_DIR [--split valid|test]
     pyg-diffcl recommend RUN_DIR --k 20 --out recs.tsv
@@ -122,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = bool(getattr(args, 'debug', False))
     if not debug:
         warnings.showwarning = _one_line_warning
-    from .errors import UserInputError
+    from .errors import TrainingDiverged, UserInputError
     try:
         return _run(args)
     except UserInputError as e:
@@ -134,9 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f'{PROG}: interrupted\n')
         return 130
-    except Exception as e:  # noqa: BLE001 - only the divergence is turned into a message
-        from .training.run import TrainingDiverged
-        if debug or not isinstance(e, TrainingDiverged):
+    except TrainingDiverged as e:
+        if debug:
             raise
         sys.stderr.write(f'{PROG}: error: {e}\n')
         return 1

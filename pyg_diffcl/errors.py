@@ -46,6 +46,11 @@ class ConfigError(UserInputError):
     """A bad configuration value or command-line option; the message names the option."""
 
 
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss (not bad input: the CLI exits with status 1); the message names the
+    epoch, the batch and what was kept."""
+
+
 def check_choice(name: str, value: Any, choices: Any) -> None:
     """Raise :class:`ConfigError` unless :obj:`value` is one of :obj:`choices` (a configuration option)."""
     if value not in choices:

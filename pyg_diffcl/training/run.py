@@ -32,7 +32,7 @@ from torch import Tensor
 from .. import __version__
 from ..datasets import MMRecDataset
 from ..datasets.mmrec import EDGE_TYPE
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, TrainingDiverged
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj, tune_allocator
@@ -40,10 +40,6 @@ from .config import RunConfig, from_dict
 from .trainer import EpochRecord, NonFiniteLossError, Trainer, model_scores
 
 CHECKPOINT = 'best.pt'
-
-
-class TrainingDiverged(RuntimeError):
-    """Training produced a non-finite loss; the message names the epoch, the batch and what was kept."""
 
 
 def seed_everything(seed: int) -> None:

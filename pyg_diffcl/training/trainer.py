@@ -27,10 +27,6 @@ def progress(iterable, total: int, desc: str, enabled: bool):
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite (the message names the epoch and the batch)."""
 
-    def __init__(self, message: str, epoch: int = 0, batch: int = 0) -> None:
-        super().__init__(message)
-        self.epoch, self.batch = epoch, batch
-
 
 @dataclass
 class EpochRecord:
@@ -104,6 +100,8 @@ class Trainer:
         self.on_epoch = on_epoch
         self.show_progress = show_progress
         self.device = next(model.parameters()).device
+        #: The L2 norm of the full gradient at each batch of the last epoch.
+        self.last_grad_norms: List[float] = []
 
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training batches; returns the mean batch loss. The gradient norms of the epoch
@@ -120,8 +118,7 @@ class Trainer:
             loss = self.model.loss(self.adj, batch)
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}',
-                                         epoch + 1, b + 1)
+                raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}')
             loss.backward()
             grads = [p.grad.detach() for p in params if p.grad is not None]
             norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
@@ -150,7 +147,7 @@ class Trainer:
                 loss = self.train_epoch(epoch)
                 t1 = time.perf_counter()
                 valid = self.validate()
-                norms = getattr(self, 'last_grad_norms', []) or [float('nan')]
+                norms = self.last_grad_norms or [float('nan')]
                 record = EpochRecord(epoch + 1, loss, t1 - t0, time.perf_counter() - t1, valid,
                                      sum(norms) / len(norms), max(norms))
                 history.append(record)
