@@ -38,13 +38,14 @@ def main() -> None:
     model = prep.model
     print(f"\n{'inference':24s}{'valid R@20':>11s}{'valid N@20':>11s}{'test R@20':>11s}{'test N@20':>11s}"
           f"{'seconds':>9s}")
+    valid_eval, test_eval = prep.evaluator('valid'), prep.evaluator('test')
     strategies = [('forward-free', 'forward_free', None)] + \
         [(f"common, T'={s}", 'common', s) for s in range(1, model.diffusion.num_steps + 1)]
     for label, strategy, steps in strategies:
         fn = lambda users: model.generate(users, strategy, steps)  # noqa: E731
         t0 = time.perf_counter()
         with torch.no_grad():
-            valid, test = prep.evaluator('valid').evaluate(fn), prep.evaluator('test').evaluate(fn)
+            valid, test = valid_eval.evaluate(fn), test_eval.evaluate(fn)
         print(f"{label:24s}{valid['recall@20']:11.4f}{valid['ndcg@20']:11.4f}{test['recall@20']:11.4f}"
               f"{test['ndcg@20']:11.4f}{time.perf_counter() - t0:9.2f}")
 

@@ -15,5 +15,5 @@ MODELS: Dict[str, Type[Recommender]] = {
     'ld4mrec': LD4MRec,
 }
 
-__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec', 'LD4MRecConfig',
-           'MODELS']
+__all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec',
+           'LD4MRecConfig', 'MODELS']

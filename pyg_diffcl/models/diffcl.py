@@ -19,7 +19,7 @@ from ..nn import (
     ModalityFusion,
 )
 from ..ops import Adjacency, BipartiteAdj
-from ..ops.features import FEATURE_NORMS, prepare_features
+from ..ops.features import FEATURE_NORMS, check_feature_matrix, prepare_features
 from .base import Recommender
 
 Pair = Tuple[Tensor, Tensor]
@@ -172,8 +172,7 @@ class DiffCL(Recommender):
         check_choice('modality_users', c.modality_users, MODALITY_USERS)
         check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
         for m, x in features.items():
-            if x.dim() != 2 or x.size(0) != num_items:
-                raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+            check_feature_matrix(m, x, num_items)
             self.register_buffer(f'feat_{m}', prepare_features(x, c.feature_norm), persistent=False)
         self.id_user = torch.nn.Embedding(num_users, d)
         self.id_item = torch.nn.Embedding(num_items, d)

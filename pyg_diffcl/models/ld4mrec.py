@@ -13,8 +13,8 @@ from ..errors import ConfigError, check_choice
 from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstructionLoss, StepSampler
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
-from ..ops import Adjacency, BipartiteAdj, collaborative_signals, csr_rows, gather_rows
-from ..ops.features import FEATURE_NORMS, prepare_features
+from ..ops import Adjacency, BipartiteAdj, collaborative_signals, csr_rows, gather_rows, item_knn_graph
+from ..ops.features import FEATURE_NORMS, check_feature_matrix, prepare_features
 from .base import Recommender
 
 Pair = Tuple[Tensor, Tensor]
@@ -159,7 +159,6 @@ class LD4MRec(Recommender):
         self.register_buffer('col', col, persistent=False)
 
         # Conditions, computed once (no gradient): collaborative signals and modality preferences.
-        collab_dim = 0
         if c.use_cg:
             if c.svd_rank < 1:
                 raise ConfigError(f'svd_rank must be positive, got {c.svd_rank}')
@@ -167,7 +166,6 @@ class LD4MRec(Recommender):
             if rank < c.svd_rank:
                 warnings.warn(f'LD4MRec: svd_rank {c.svd_rank} exceeds min(users, items) = {rank}; using {rank}',
                               UserWarning)
-            collab_dim = 2 * rank
             collab = collaborative_signals(edge_index.cpu(), num_users, num_items, rank, c.svd_niter,
                                            c.collab_scale)
         else:
@@ -180,12 +178,10 @@ class LD4MRec(Recommender):
             item_graphs = dict(item_graphs or {})
             for m in self.modalities:
                 x = features[m]
-                if x.dim() != 2 or x.size(0) != num_items:
-                    raise ValueError(f'features[{m!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+                check_feature_matrix(m, x, num_items)
                 item_adj = None
                 if c.item_graph_layers > 0:
                     if m not in item_graphs:
-                        from ..ops import item_knn_graph
                         item_graphs[m] = item_knn_graph(x, c.item_graph_k)
                     ei, w = item_graphs[m]
                     item_adj = Adjacency(ei.cpu(), w.cpu(), (num_items, num_items))
@@ -196,7 +192,7 @@ class LD4MRec(Recommender):
 
         self.diffusion = GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max)
         self.step_sampler = StepSampler(c.diffusion_steps, c.step_sampling, record=c.step_record)
-        self.cnet = CNet(num_items, collab_dim, pref_dims, c.fc_dim, c.hidden_dim, c.time_dim, c.dropout,
+        self.cnet = CNet(num_items, collab.size(1), pref_dims, c.fc_dim, c.hidden_dim, c.time_dim, c.dropout,
                          c.use_cg, c.use_pg, c.gate)
         self.initial_step = (torch.nn.Embedding(num_users, c.time_dim if c.initial_step == 'embedding' else 1)
                              if c.initial_step != 'none' else None)

@@ -8,6 +8,12 @@ from torch import Tensor
 FEATURE_NORMS = ('standardize', 'l2', 'none')
 
 
+def check_feature_matrix(name: str, x: Tensor, num_items: int) -> None:
+    """Raise :class:`ValueError` unless modality :obj:`name`'s features :obj:`x` are ``[num_items, F]``."""
+    if x.dim() != 2 or x.size(0) != num_items:
+        raise ValueError(f'features[{name!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+
+
 def prepare_features(x: Tensor, how: str = 'standardize', eps: float = 1e-6) -> Tensor:
     r"""Pre-process raw item features before their learned projection.
 
