@@ -2,11 +2,14 @@ r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
 
     pyg-diffcl train --model {mf,lightgcn,diffcl,ld4mrec} --data {tiktok|DIR} [--modalities a,b|none]
                      [--config FILE.yaml] [--set section.key=value ...] [--epochs N] [--patience P] [--seed S]
-                     [--device cpu|cuda] --out RUN_DIR [--overwrite] [--quiet]
+                     [--device cpu|cuda] [--deterministic] --out RUN_DIR [--overwrite] [--quiet]
+    pyg-diffcl train --resume RUN_DIR [--epochs N] [--patience P] [--quiet]
     pyg-diffcl evaluate RUN_DIR [--split valid|test]
     pyg-diffcl recommend RUN_DIR --k 20 --out recs.tsv
 
-Bad input or configuration: exit status 2 and one line on stderr (a traceback only with ``--debug``).
+Bad input or configuration: exit status 2 and one line on stderr (a traceback only with ``--debug``). A
+non-finite loss: exit status 1. Ctrl-C (SIGINT) during training: the state is saved, exit status 130, and
+``train --resume RUN_DIR`` continues the run to the same result.
 """
 from __future__ import annotations
 
@@ -46,8 +49,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument('--patience', type=int, default=None, help='early-stopping patience (epochs)')
     t.add_argument('--seed', type=int, default=None, help='random seed')
     t.add_argument('--device', default=None, help='cpu or cuda[:N]')
-    t.add_argument('--out', required=True, help='the run directory to write')
-    t.add_argument('--overwrite', action='store_true', help='replace a completed run in --out')
+    t.add_argument('--deterministic', action='store_true', default=None,
+                   help='deterministic kernels (for CUDA; CPU runs are reproducible without it)')
+    t.add_argument('--out', default=None, help='the run directory to write')
+    t.add_argument('--resume', default=None, metavar='RUN_DIR',
+                   help='continue an interrupted run (only --epochs, --patience and --quiet may be given)')
+    t.add_argument('--overwrite', action='store_true', help='replace a completed or interrupted run in --out')
     t.add_argument('--quiet', action='store_true', help='no progress bars or per-epoch lines')
     t.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
@@ -78,7 +85,7 @@ def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
         mods = args.modalities.strip()
         flags['data']['modalities'] = [] if mods.lower() == 'none' else [m.strip() for m in mods.split(',')
                                                                          if m.strip()]
-    for key in ('epochs', 'patience', 'seed', 'device'):
+    for key in ('epochs', 'patience', 'seed', 'device', 'deterministic'):
         if getattr(args, key) is not None:
             flags['train'][key] = getattr(args, key)
     user_layers.append({k: v for k, v in flags.items() if v})
@@ -92,8 +99,22 @@ def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == 'train' and args.resume is not None:
+        from .errors import ConfigError
+        from .training import resume_run
+        fixed = [f'--{k}' for k in ('model', 'data', 'modalities', 'config', 'seed', 'device', 'out',
+                                    'deterministic') if getattr(args, k) is not None]
+        fixed += ['--set'] * bool(args.set) + ['--overwrite'] * args.overwrite
+        if fixed:
+            raise ConfigError(f'--resume continues the run with its own configuration: {", ".join(fixed)} cannot '
+                              f'be given with it (only --epochs, --patience, --quiet)')
+        resume_run(args.resume, epochs=args.epochs, patience=args.patience, quiet=args.quiet)
+        return 0
     if args.command == 'train':
+        from .errors import ConfigError
         from .training import resolve_config, train_run
+        if args.out is None:
+            raise ConfigError('train: --out RUN_DIR is required (or --resume RUN_DIR)')
         config = resolve_config(layers=_train_layers(args))
         train_run(config, args.out, overwrite=args.overwrite, quiet=args.quiet)
         return 0
@@ -122,7 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = bool(getattr(args, 'debug', False))
     if not debug:
         warnings.showwarning = _one_line_warning
-    from .errors import TrainingDiverged, UserInputError
+    from .errors import TrainingDiverged, TrainingInterrupted, UserInputError
     try:
         return _run(args)
     except UserInputError as e:
@@ -131,6 +152,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         msg = ' '.join(str(e).split('\n'))
         sys.stderr.write(f'{PROG}: error: {msg}\n')
         return 2
+    except TrainingInterrupted as e:
+        sys.stderr.write(f'{PROG}: {e}\n')
+        return 130
     except KeyboardInterrupt:
         sys.stderr.write(f'{PROG}: interrupted\n')
         return 130

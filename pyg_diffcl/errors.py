@@ -51,6 +51,11 @@ class TrainingDiverged(RuntimeError):
     epoch, the batch and what was kept."""
 
 
+class TrainingInterrupted(RuntimeError):
+    """Training was stopped by SIGINT (Ctrl-C) after saving its state; the message says how to resume (the CLI
+    exits with status 130)."""
+
+
 def check_choice(name: str, value: Any, choices: Any) -> None:
     """Raise :class:`ConfigError` unless :obj:`value` is one of :obj:`choices` (a configuration option)."""
     if value not in choices:

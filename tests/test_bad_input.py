@@ -31,6 +31,11 @@ def _second_inter(d):
     (d / 'other.inter').write_text((d / 'toy.inter').read_text())
 
 
+def _cold_user(d):
+    header, rest = (d / 'toy.inter').read_text().split('\n', 1)
+    (d / 'toy.inter').write_text(f'{header}\n10\t3\t2\n{rest}')  # user 10: one test item, nothing in training
+
+
 def _pickled(d):
     np.save(d / 'img_feat.npy', np.array([{'a': 1}] * 12, dtype=object), allow_pickle=True)
 
@@ -58,6 +63,8 @@ DATA_CASES = [
     ('not a npy file', _raw_feat(b'itemID,f0\n0,0.5\n'), ['img_feat.npy', 'no NumPy header']),
     ('pickled npy', _pickled, ['img_feat.npy', 'pickled data is never loaded']),
     ('two inter files', _second_inter, ['more than one *.inter file']),
+    ('user with only test items', _cold_user, ['toy.inter:2', 'user 10 has validation/test interactions but none '
+                                               'in training', 'data.cold_users=keep']),
 ]
 
 

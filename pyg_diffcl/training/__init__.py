@@ -1,10 +1,10 @@
 r"""Model-agnostic training: configuration, the BPR trainer, and run directories."""
 from .config import RunConfig, DataConfig, TrainConfig, EvalConfig, resolve_config, load_yaml, parse_set
 from .trainer import Trainer, FitResult, EpochRecord, model_scores
-from .run import train_run, evaluate_run, recommend_run, load_run, prepare
+from .run import train_run, resume_run, evaluate_run, recommend_run, load_run, prepare
 
 __all__ = [
     'RunConfig', 'DataConfig', 'TrainConfig', 'EvalConfig', 'resolve_config', 'load_yaml', 'parse_set',
     'Trainer', 'FitResult', 'EpochRecord', 'model_scores',
-    'train_run', 'evaluate_run', 'recommend_run', 'load_run', 'prepare',
+    'train_run', 'resume_run', 'evaluate_run', 'recommend_run', 'load_run', 'prepare',
 ]

@@ -3,8 +3,9 @@ r"""Typed run configuration: dataclasses, layered YAML files and ``--set key=val
 A run's configuration has four sections::
 
     model: {name: lightgcn, embedding_dim: 64, num_layers: 2, reg_weight: 1.0e-4}
-    data:  {name: tiktok, modalities: null}
-    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, seed: 0, device: cpu, backend: auto}
+    data:  {name: tiktok, modalities: null, cold_users: error}
+    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, seed: 0, device: cpu,
+            backend: auto, deterministic: false, checkpoint_every: 1}
     eval:  {ks: [10, 20, 50], metric: recall@20, block_size: 2048, mask_valid_for_test: false}
 
 Layers, each overriding the one before: the dataclass defaults; the packaged
@@ -29,6 +30,8 @@ from ..models import MODELS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'configs'
 SECTIONS = ('model', 'data', 'train', 'eval')
+#: What ``data.cold_users`` may say (see :class:`DataConfig`).
+COLD_USER_POLICIES = ('error', 'keep', 'drop')
 
 
 @dataclass
@@ -37,6 +40,11 @@ class DataConfig:
     name: str = 'tiktok'
     #: Modalities to load; :obj:`None`: every ``*_feat.npy``; ``[]``: none.
     modalities: Optional[List[str]] = None
+    #: Users with validation or test interactions but none in training ("cold" users; no collaborative model
+    #: can learn them): ``error`` (the default: the run stops, naming the file, line and user), ``keep``
+    #: (they are ranked and counted in the metrics, as MMRec's protocol does; a warning gives their number)
+    #: or ``drop`` (left out of validation and test; a warning gives their number).
+    cold_users: str = 'error'
 
 
 @dataclass
@@ -52,6 +60,12 @@ class TrainConfig:
     device: str = 'cpu'
     #: Sparse backend of the propagation (see :data:`pyg_diffcl.ops.BACKENDS`).
     backend: str = 'auto'
+    #: Deterministic kernels (``torch.use_deterministic_algorithms``; on CUDA also the ``index_add`` sparse
+    #: backend for ``auto`` and a fixed cuBLAS workspace). CPU runs are reproducible without it.
+    deterministic: bool = False
+    #: Write the resume checkpoint (``last.pt``) every this many epochs; ``0``: only on SIGINT. Its cost per
+    #: epoch is measured by ``benchmarks/reliability_cost.py`` (README, "Interrupting and resuming").
+    checkpoint_every: int = 1
 
 
 @dataclass
@@ -204,11 +218,13 @@ def parse_set(items: Sequence[str]) -> Dict[str, Any]:
 
 
 def packaged_config(dataset: str, model: str) -> Dict[str, Any]:
-    """The packaged tuned settings for an embedded data set and a model (``{}`` if none)."""
+    """The packaged settings for an embedded data set and a model: the file's ``common`` section (settings of
+    the data set itself, for every model) under the model's tuned section (``{}`` if none)."""
     path = CONFIG_DIR / f'{dataset}.yaml'
     if not path.is_file():
         return {}
-    return load_yaml(path).get(model, {}) or {}
+    raw = load_yaml(path)
+    return _merge(raw.get('common', {}) or {}, raw.get(model, {}) or {})
 
 
 def resolve_config(model: Optional[str] = None, layers: Sequence[Dict[str, Any]] = ()) -> RunConfig:
@@ -241,6 +257,8 @@ def check_config(cfg: RunConfig) -> None:
                        ('eval.block_size', e.block_size)):
         if value <= 0:
             raise ConfigError(f'{key}: must be positive, got {value}')
+    if t.checkpoint_every < 0:
+        raise ConfigError(f'train.checkpoint_every: must be non-negative, got {t.checkpoint_every}')
     if t.patience < 0:
         raise ConfigError(f'train.patience: must be non-negative, got {t.patience}')
     if not t.lr > 0:
@@ -260,6 +278,9 @@ def check_config(cfg: RunConfig) -> None:
                               f', got {value}')
     if getattr(cfg.model, 'reg_weight', 0.0) < 0:
         raise ConfigError(f'model.reg_weight: must be non-negative, got {cfg.model.reg_weight}')
+    if cfg.data.cold_users not in COLD_USER_POLICIES:
+        raise ConfigError(f"data.cold_users: expected one of {', '.join(COLD_USER_POLICIES)}, got "
+                          f"{cfg.data.cold_users!r}")
     if t.device.split(':')[0] not in ('cpu', 'cuda'):
         raise ConfigError(f"train.device: expected cpu or cuda, got {t.device!r}")
     from ..ops import BACKENDS

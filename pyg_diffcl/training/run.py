@@ -5,9 +5,17 @@ r"""A training run end to end, and its run directory.
 * ``config.yaml`` -- the full resolved configuration (package versions in its header comment);
 * ``log.csv`` -- one row per epoch: loss, seconds, mean and largest gradient norm, every validation metric;
 * ``best.pt`` -- the weights of the validation-selected epoch, written atomically when it improves;
+* ``last.pt`` -- while the run is unfinished: the state to resume from (:meth:`Trainer.state_dict
+  <pyg_diffcl.training.Trainer.state_dict>`: model, optimizer, random states, sampler position,
+  early-stopping state), written atomically after every epoch and when SIGINT stops the run mid-epoch;
+  removed when the run completes;
 * ``metrics.json`` -- written last: model, data set, seed, selected epoch, timings, data summary with
   checksums, and the ``valid`` and ``test`` metrics of the selected epoch (test computed once, at the end);
 * ``curves.png`` -- training loss and validation Recall@20 / NDCG@20 per epoch.
+
+A run directory with ``metrics.json`` is complete; one with ``last.pt`` and no ``metrics.json`` was
+interrupted and continues with ``pyg-diffcl train --resume RUN_DIR`` (:func:`resume_run`), which ends with the
+same ``metrics.json`` as a run that was never stopped, timings and peak memory aside.
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import os
 import platform
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +41,19 @@ from torch import Tensor
 from .. import __version__
 from ..datasets import MMRecDataset
 from ..datasets.mmrec import EDGE_TYPE
-from ..errors import ConfigError, DataError, TrainingDiverged
+from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupted
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj, tune_allocator
-from .config import RunConfig, from_dict
+from .config import RunConfig, check_config, from_dict
 from .trainer import EpochRecord, NonFiniteLossError, Trainer, model_scores
 
 CHECKPOINT = 'best.pt'
+#: The state an unfinished run resumes from.
+RESUME_CHECKPOINT = 'last.pt'
+_RESUME_FORMAT = 1
+#: The settings ``--resume`` may change (``train.<key>``).
+RESUME_MAY_CHANGE = ('epochs', 'patience')
 
 
 def seed_everything(seed: int) -> None:
@@ -82,6 +96,34 @@ def versions() -> Dict[str, str]:
     return out
 
 
+def git_commit() -> Optional[str]:
+    """The commit of the source tree this package runs from, with ``-dirty`` for uncommitted changes; :obj:`None`
+    when it is not a git checkout (an installed wheel) or git is missing."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / '.git').exists():
+        return None
+    try:
+        head = subprocess.run(['git', '-C', str(root), 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(['git', '-C', str(root), 'status', '--porcelain', '--untracked-files=no'],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ('-dirty' if dirty.returncode == 0 and dirty.stdout.strip() else '')
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def config_text(config: RunConfig, sha256: Dict[str, str]) -> str:
+    """``config.yaml``: a header of comments (package versions, git commit, sha256 of every data file), then
+    the resolved configuration (which :func:`from_dict` reads back; the comments are ignored)."""
+    import yaml
+    lines = [f'# {k}: {v}' for k, v in versions().items()]
+    lines.append(f'# git_commit: {git_commit() or "unknown (not a git checkout)"}')
+    lines += [f'# data_sha256 {name}: {digest}' for name, digest in sorted(sha256.items())]
+    return '\n'.join(lines) + '\n' + yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def resolve_device(name: str) -> torch.device:
     if name.startswith('cuda') and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available in this torch build / machine "
@@ -97,6 +139,8 @@ class Prepared:
     model: Recommender
     adj: BipartiteAdj
     device: torch.device
+    #: ``[num_users]`` bool: users with validation/test interactions and none in training.
+    cold_users: Optional[Tensor] = None
 
     @property
     def graph(self):
@@ -109,8 +153,55 @@ class Prepared:
         exclude = [store.edge_index]
         if split == 'test' and self.config.eval.mask_valid_for_test:
             exclude.append(store.valid_edge_label_index)
-        return FullRankingEvaluator(store[f'{split}_edge_label_index'], exclude, self.dataset.num_users,
+        labels = store[f'{split}_edge_label_index']
+        if self.config.data.cold_users == 'drop' and self.cold_users is not None:
+            labels = labels[:, ~self.cold_users[labels[0]]]
+        return FullRankingEvaluator(labels, exclude, self.dataset.num_users,
                                     self.dataset.num_items, self.config.eval.ks, self.config.eval.block_size)
+
+
+def find_cold_users(dataset: MMRecDataset) -> Tensor:
+    """``[num_users]`` bool: the users with validation or test interactions but none in training."""
+    store = dataset[0][EDGE_TYPE]
+    trained = torch.zeros(dataset.num_users, dtype=torch.bool)
+    trained[store.edge_index[0]] = True
+    held_out = torch.zeros(dataset.num_users, dtype=torch.bool)
+    for split in ('valid', 'test'):
+        held_out[store[f'{split}_edge_label_index'][0]] = True
+    return held_out & ~trained
+
+
+def _first_line_of_user(path: Path, user: int) -> Optional[int]:
+    """The 1-based line of :obj:`user`'s first interaction in an ``.inter`` file (for the error message)."""
+    with open(path, encoding='utf-8') as f:
+        header = f.readline().rstrip('\r\n').split('\t')
+        col = header.index('userID') if 'userID' in header else 0
+        for n, line in enumerate(f, start=2):
+            fields = line.rstrip('\r\n').split('\t')
+            if len(fields) > col and fields[col].strip() == str(user):
+                return n
+    return None
+
+
+def apply_cold_user_policy(dataset: MMRecDataset, policy: str) -> Tensor:
+    """Check ``data.cold_users`` (:class:`~pyg_diffcl.training.config.DataConfig`) against the data: raise
+    :class:`DataError` naming the first cold user's file line under ``error``, warn with their number under
+    ``keep`` / ``drop``. Returns the cold-user mask."""
+    cold = find_cold_users(dataset)
+    count = int(cold.sum())
+    if count == 0:
+        return cold
+    first = int(cold.nonzero()[0, 0])
+    inter = dataset.files.inter
+    if policy == 'error':
+        raise DataError(f'user {first} has validation/test interactions but none in training ({count} such '
+                        f'user(s)); no model can learn them: set data.cold_users=keep to rank and count them '
+                        f'(MMRec\'s protocol) or data.cold_users=drop to leave them out of the evaluation',
+                        inter, _first_line_of_user(inter, first))
+    verb = 'ranked and counted in the metrics' if policy == 'keep' else 'left out of validation and test'
+    warnings.warn(f'{inter}: {count} user(s) have validation/test interactions but none in training (the first '
+                  f'is user {first}); data.cold_users={policy}: they are {verb}', UserWarning)
+    return cold
 
 
 def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None) -> Prepared:
@@ -118,6 +209,10 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None) -> Prepar
     device = resolve_device(config.train.device)
     if dataset is None:
         dataset = MMRecDataset(config.data.name, modalities=config.data.modalities)
+    cold = apply_cold_user_policy(dataset, config.data.cold_users)
+    backend = config.train.backend
+    if config.train.deterministic:
+        backend = set_deterministic(device, backend)
     seed_everything(config.train.seed)
     cls = MODELS[config.model_name]
     try:
@@ -126,8 +221,33 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None) -> Prepar
         if isinstance(e, (ConfigError, DataError)):
             raise
         raise ConfigError(f'model ({config.model_name}): {e}') from None
-    adj = BipartiteAdj.from_data(dataset[0], backend=config.train.backend).to(device)
-    return Prepared(config, dataset, model, adj, device)
+    adj = BipartiteAdj.from_data(dataset[0], backend=backend).to(device)
+    return Prepared(config, dataset, model, adj, device, cold)
+
+
+def set_deterministic(device: torch.device, backend: str) -> str:
+    r"""Make the run's kernels deterministic; returns the sparse backend to use.
+
+    ``torch.use_deterministic_algorithms(True)`` (an operation without a deterministic kernel then raises
+    instead of running), ``cudnn.benchmark`` off, and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (cuBLAS needs a fixed
+    workspace to be reproducible; set before the first CUDA call). On CUDA, ``backend: auto`` becomes
+    ``index_add``: its scatter-add has a deterministic CUDA kernel in this mode, while cuSPARSE's SpMM
+    (``csr``) and torch-scatter's atomics do not promise bit-identical sums; a named atomics backend
+    (``torch_scatter``) is refused. On CPU every backend is already deterministic (one thread owns each
+    output row), so only the global flag changes; cost measured with ``benchmarks/train_speed.py``
+    (README, "Reproducibility").
+    """
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    if device.type == 'cuda':
+        if backend == 'auto':
+            return 'index_add'
+        if backend in ('torch_scatter', 'csr', 'edge_index', 'torch_sparse'):
+            raise ConfigError(f'train.backend={backend} with train.deterministic on CUDA: this backend\'s sums '
+                              f'are not reproducible on CUDA; use auto or index_add')
+    return backend
 
 
 def data_summary(dataset: MMRecDataset) -> Dict[str, Any]:
@@ -175,9 +295,13 @@ def save_checkpoint(path: Path, state: Dict[str, Tensor], epoch: int, config: Ru
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to overwrite a completed run; create the directory; check it is writable."""
-    if (out / 'metrics.json').exists() and not overwrite:
-        raise ConfigError(f'--out {out}: holds a completed run (metrics.json); pass --overwrite to replace it')
+    """Refuse to overwrite a completed or an interrupted run; create the directory; check it is writable."""
+    if not overwrite:
+        if (out / 'metrics.json').exists():
+            raise ConfigError(f'--out {out}: holds a completed run (metrics.json); pass --overwrite to replace it')
+        if (out / RESUME_CHECKPOINT).exists():
+            raise ConfigError(f'--out {out}: holds an interrupted run ({RESUME_CHECKPOINT}); continue it with '
+                              f'`pyg-diffcl train --resume {out}`, or pass --overwrite to start again')
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / '.write-test'
@@ -185,9 +309,30 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         probe.unlink()
     except OSError as e:
         raise ConfigError(f'--out {out}: not writable ({e.strerror})') from None
-    for name in ('metrics.json', 'log.csv', 'curves.png', CHECKPOINT):
+    for name in ('metrics.json', 'log.csv', 'curves.png', CHECKPOINT, RESUME_CHECKPOINT):
         if (out / name).exists():
             (out / name).unlink()
+
+
+_METRIC_NAMES = ('recall', 'ndcg', 'precision', 'map', 'hitrate')
+
+
+def _log_row(rec: EpochRecord, metric_keys: List[str]) -> List[str]:
+    return ([rec.epoch, f'{rec.loss:.6f}', f'{rec.train_seconds:.4f}', f'{rec.eval_seconds:.4f}',
+             f'{rec.grad_norm:.6g}', f'{rec.grad_norm_max:.6g}'] + [f'{rec.valid[k]:.6f}' for k in metric_keys])
+
+
+def _write_log(path: Path, history: List[EpochRecord], metric_keys: List[str]) -> None:
+    """``log.csv`` from scratch (header and the rows of :obj:`history`), atomically."""
+    import io
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(['epoch', 'loss', 'train_seconds', 'eval_seconds', 'grad_norm', 'grad_norm_max']
+                    + [f'valid_{k}' for k in metric_keys])
+    for rec in history:
+        writer.writerow(_log_row(rec, metric_keys))
+    data = buf.getvalue().encode()
+    atomic_write(path, lambda f: f.write(data))
 
 
 def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet: bool = False,
@@ -195,49 +340,113 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     """Train, select on validation, test the selected epoch once, write the run directory.
 
     Returns the content of ``metrics.json``. Applies :func:`~pyg_diffcl.ops.tune_allocator` (opt out with
-    ``PYG_DIFFCL_TUNE_MALLOC=0``).
+    ``PYG_DIFFCL_TUNE_MALLOC=0``). A SIGINT saves the state and raises
+    :class:`~pyg_diffcl.errors.TrainingInterrupted`; :func:`resume_run` continues it.
     """
     tune_allocator()
     out = Path(out)
     check_out_dir(out, overwrite)
+    return _execute(config, out, None, quiet, log)
+
+
+def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Optional[int] = None,
+               quiet: bool = False, log=print) -> Dict[str, Any]:
+    """Continue an interrupted run from its ``last.pt`` with the configuration in its ``config.yaml``.
+
+    Only :obj:`epochs` and :obj:`patience` may change (a smaller :obj:`epochs` than already run finishes the
+    run at once: the best epoch so far is tested). The data files must still have the checksums the run
+    recorded. Reaches the same ``metrics.json`` as an uninterrupted run (timings and peak memory aside).
+    """
+    import yaml
+    tune_allocator()
+    run_dir = Path(run_dir)
+    if (run_dir / 'metrics.json').exists():
+        raise ConfigError(f'--resume {run_dir}: the run is complete (metrics.json); nothing to resume')
+    ckpt_path, cfg_path = run_dir / RESUME_CHECKPOINT, run_dir / 'config.yaml'
+    if not cfg_path.is_file() or not ckpt_path.is_file():
+        missing = 'config.yaml' if not cfg_path.is_file() else RESUME_CHECKPOINT
+        raise ConfigError(f'--resume {run_dir}: no interrupted run to resume (missing {missing}; a run that '
+                          f'stopped before its first epoch ended has nothing saved: start it again)')
+    try:
+        ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign file, reported as bad input
+        raise DataError(f'not a readable checkpoint ({type(e).__name__})', ckpt_path) from None
+    if not isinstance(ckpt, dict) or ckpt.get('format') != _RESUME_FORMAT:
+        raise DataError(f'not a pyg-diffcl resume checkpoint of format {_RESUME_FORMAT}', ckpt_path)
+    with open(cfg_path) as f:
+        config = from_dict(yaml.safe_load(f))
+
+    def fixed(d: Dict[str, Any]) -> Dict[str, Any]:  # what --resume may not change
+        return {**d, 'train': {k: v for k, v in d['train'].items() if k not in RESUME_MAY_CHANGE}}
+
+    if fixed(config.to_dict()) != fixed(ckpt['config']):
+        raise DataError('config.yaml differs from the configuration the checkpoint was written with', cfg_path)
+    for key, value in zip(RESUME_MAY_CHANGE, (epochs, patience)):
+        if value is not None:
+            setattr(config.train, key, value)
+    check_config(config)
+    return _execute(config, run_dir, ckpt, quiet, log)
+
+
+def _check_checksums(recorded: Dict[str, str], dataset: MMRecDataset) -> None:
+    current = dataset.meta['sha256']
+    for name, digest in recorded.items():
+        if current.get(name) != digest:
+            raise DataError(f'differs from the data this run was trained on (sha256 {current.get(name)} vs '
+                            f'{digest})', Path(dataset.meta['path']) / name)
+
+
+def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], quiet: bool,
+             log) -> Dict[str, Any]:
     prep = prepare(config)
     ds, model = prep.dataset, prep.model
+    sha = ds.meta['sha256']
+    if resume is not None:
+        _check_checksums(resume['data_sha256'], ds)
     say = (lambda *a: None) if quiet else log
     say(f'[pyg-diffcl] {ds}')
     say(f'[pyg-diffcl] {model} on {prep.device}, sparse backend {prep.adj.backend!r}')
-
-    cfg_text = ''.join(f'# {k}: {v}\n' for k, v in versions().items())
-    import yaml
-    cfg_text += yaml.safe_dump(config.to_dict(), sort_keys=False)
-    (out / 'config.yaml').write_text(cfg_text)
+    text = config_text(config, sha).encode()
+    atomic_write(out / 'config.yaml', lambda f: f.write(text))
 
     train_ei = ds[0][EDGE_TYPE].edge_index
     sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed)
     valid_eval = prep.evaluator('valid')
     if valid_eval.num_eval_users == 0:
         raise DataError('the validation split is empty: it is needed to select the epoch', ds.files.inter)
-    sha = ds.meta['sha256']
-    metric_keys = [f'{n}@{k}' for n in ('recall', 'ndcg', 'precision', 'map', 'hitrate') for k in config.eval.ks]
+    metric_keys = [f'{n}@{k}' for n in _METRIC_NAMES for k in config.eval.ks]
     log_path = out / 'log.csv'
-    with open(log_path, 'w', newline='') as f:
-        csv.writer(f).writerow(['epoch', 'loss', 'train_seconds', 'eval_seconds', 'grad_norm', 'grad_norm_max']
-                               + [f'valid_{k}' for k in metric_keys])
 
     def on_epoch(rec: EpochRecord, improved: bool) -> None:
         with open(log_path, 'a', newline='') as f:
-            csv.writer(f).writerow([rec.epoch, f'{rec.loss:.6f}', f'{rec.train_seconds:.4f}',
-                                    f'{rec.eval_seconds:.4f}', f'{rec.grad_norm:.6g}', f'{rec.grad_norm_max:.6g}']
-                                   + [f'{rec.valid[k]:.6f}' for k in metric_keys])
+            csv.writer(f).writerow(_log_row(rec, metric_keys))
         if improved:
             save_checkpoint(out / CHECKPOINT, model.state_dict(), rec.epoch, config, sha)
         say(f'epoch {rec.epoch:4d}  loss {rec.loss:.4f}  valid recall@20 {rec.valid.get("recall@20", float("nan")):.4f}'
             f'  ndcg@20 {rec.valid.get("ndcg@20", float("nan")):.4f}  {rec.train_seconds:.2f}s train'
             f' + {rec.eval_seconds:.2f}s eval{"  *" if improved else ""}')
 
+    config_dict = config.to_dict()
+
+    def on_checkpoint(state: Dict[str, Any]) -> None:
+        payload = {'format': _RESUME_FORMAT, 'trainer': state, 'config': config_dict, 'data_sha256': sha}
+        atomic_write(out / RESUME_CHECKPOINT, lambda f: torch.save(payload, f))
+
     trainer = Trainer(model, prep.adj, sampler, valid_eval, lr=config.train.lr, epochs=config.train.epochs,
                       weight_decay=config.train.weight_decay,
                       patience=config.train.patience, metric=config.eval.metric, on_epoch=on_epoch,
-                      show_progress=not quiet)
+                      show_progress=not quiet, on_checkpoint=on_checkpoint,
+                      checkpoint_every=config.train.checkpoint_every)
+    if resume is None:
+        _write_log(log_path, [], metric_keys)
+    else:
+        # The resumed configuration may change epochs / patience: the checkpoint records the new one from now on.
+        trainer.load_state_dict(resume['trainer'])
+        _write_log(log_path, trainer.history, metric_keys)  # drops rows of an epoch that never checkpointed
+        if trainer.best_epoch:
+            save_checkpoint(out / CHECKPOINT, trainer.best_state, trainer.best_epoch, config, sha)
+        epoch, batch = resume['trainer']['position']['epoch'], resume['trainer']['position']['batch']
+        say(f'[pyg-diffcl] resuming {out} at epoch {epoch + 1}, batch {batch + 1} of {len(sampler)}')
     try:
         result = trainer.fit()
     except NonFiniteLossError as e:
@@ -245,10 +454,11 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
                 else 'no epoch had finished, so there is no checkpoint')
         raise TrainingDiverged(f'training stopped: {e}; {kept} (log.csv has each epoch\'s gradient norm; '
                                f'try a lower train.lr)') from None
-    if result.best_epoch == 0:
-        raise KeyboardInterrupt  # interrupted before the first epoch finished: nothing to report
     if result.interrupted:
-        say(f'[pyg-diffcl] interrupted after epoch {result.epochs_run}: reporting the best epoch so far')
+        epoch, batch = result.stopped_at
+        where = f'in epoch {epoch + 1} after batch {batch} of {len(sampler)}' if batch else f'after epoch {epoch}'
+        raise TrainingInterrupted(f'interrupted {where}; the state is saved in {out / RESUME_CHECKPOINT}: '
+                                  f'continue with `pyg-diffcl train --resume {out}`')
 
     model.load_state_dict(result.best_state)
     model.eval()
@@ -268,7 +478,6 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
         'seed': config.train.seed,
         'best_epoch': result.best_epoch,
         'epochs_run': result.epochs_run,
-        'interrupted': result.interrupted,
         'seconds_per_epoch': float(np.mean([r.train_seconds for r in history])),
         'eval_seconds_per_epoch': float(np.mean([r.eval_seconds for r in history])),
         'test_eval_seconds': test_seconds,
@@ -277,6 +486,8 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
         'selection_metric': config.eval.metric,
         'device': str(prep.device),
         'backend': prep.adj.backend,
+        'deterministic': config.train.deterministic,
+        'cold_users': {'policy': config.data.cold_users, 'count': int(prep.cold_users.sum())},
         'data': data_summary(ds),
         'valid': result.best_valid,
         'test': test,
@@ -284,6 +495,7 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)
     text = json.dumps(metrics, indent=2).encode()
     atomic_write(out / 'metrics.json', lambda f: f.write(text))
+    (out / RESUME_CHECKPOINT).unlink(missing_ok=True)
     fmt = lambda v: 'n/a' if v is None else f'{v:.4f}'  # noqa: E731
     say(f'[pyg-diffcl] selected epoch {result.best_epoch} of {result.epochs_run} on valid {config.eval.metric}; '
         f'test recall@20 {fmt(test.get("recall@20"))} ndcg@20 {fmt(test.get("ndcg@20"))}'
@@ -308,11 +520,7 @@ def load_run(run_dir: str | Path, device: Optional[str] = None) -> Prepared:
         config.train.device = device
     ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
     prep = prepare(config)
-    current = prep.dataset.meta['sha256']
-    for name, digest in ckpt.get('data_sha256', {}).items():
-        if current.get(name) != digest:
-            raise DataError(f'differs from the data this run was trained on (sha256 {current.get(name)} vs '
-                            f'{digest})', Path(prep.dataset.meta['path']) / name)
+    _check_checksums(ckpt.get('data_sha256', {}), prep.dataset)
     prep.model.load_state_dict(ckpt['model'])
     prep.model.eval()
     return prep

@@ -1,12 +1,19 @@
 r"""The training loop: the model's batches, Adam, validation after every epoch, early stopping on validation."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import math
+import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import numpy as np
 
 import torch
 from torch import Tensor
@@ -28,6 +35,29 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite (the message names the epoch and the batch)."""
 
 
+def rng_state() -> Dict[str, Any]:
+    """The global random states of Python, NumPy and torch (CPU and every CUDA device), as tensors and
+    plain Python values only, so that a checkpoint holding them loads with ``weights_only=True``."""
+    np_state = np.random.get_state(legacy=False)
+    np_state['state'] = dict(np_state['state'], key=torch.from_numpy(np_state['state']['key'].astype(np.int64)))
+    state = {'python': random.getstate(), 'numpy': np_state, 'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    np_state = dict(state['numpy'])
+    np_state['state'] = dict(np_state['state'], key=np_state['state']['key'].numpy().astype(np.uint32))
+    np.random.set_state(np_state)
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -46,7 +76,11 @@ class FitResult:
     best_valid: Dict[str, float]
     best_state: Dict[str, Tensor]
     history: List[EpochRecord] = field(default_factory=list)
+    #: Stopped by Ctrl-C / SIGINT before the run finished; the state is in the last checkpoint
+    #: (:attr:`Trainer.on_checkpoint`), from which :meth:`Trainer.fit` can continue.
     interrupted: bool = False
+    #: Where an interrupted run stopped: the 0-based epoch and the batches of it already trained.
+    stopped_at: Optional[tuple] = None
 
     @property
     def epochs_run(self) -> int:
@@ -59,22 +93,40 @@ def model_scores(model: Recommender, adj: BipartiteAdj) -> Callable[[Tensor], Te
     return model.scorer(adj)
 
 
+class _StopRequest(Exception):
+    """Raised inside the batch loop when a stop was requested (SIGINT): the state is saved by then."""
+
+
 class Trainer:
     r"""Trains a :class:`~pyg_diffcl.models.Recommender` and selects the epoch on validation.
 
     Every epoch: the model's :meth:`~pyg_diffcl.models.Recommender.pre_epoch` hook, one pass over the
     sampler's shuffled batches (training interactions with one uniformly sampled negative each,
     :class:`~pyg_diffcl.datasets.BPRSampler`, or users, :class:`~pyg_diffcl.datasets.UserSampler`), an Adam
-    step per batch, then full-ranking evaluation on the
-    validation split. The epoch with the best validation :obj:`metric` is kept (its weights copied); training
-    stops after :obj:`patience` epochs without improvement, at :obj:`epochs`, or on Ctrl-C (the best epoch so
-    far is kept). The test split is never seen here.
+    step per batch, then full-ranking evaluation on the validation split. The epoch with the best validation
+    :obj:`metric` is kept (its weights copied); training stops after :obj:`patience` epochs without
+    improvement or at :obj:`epochs`. The test split is never seen here.
+
+    **Checkpoints and resuming.** After every epoch (after its validation; every :obj:`checkpoint_every`
+    epochs) :obj:`on_checkpoint` is called with
+    :meth:`state_dict`: the model, Adam's moments, the global random states of Python, NumPy and torch, the
+    position in the sampler (epoch, batch), the early-stopping state (best value, best epoch, its weights and
+    metrics) and the history. :meth:`load_state_dict` followed by :meth:`fit` continues exactly where the
+    state was taken: the samplers draw an epoch's batches from (seed, epoch) alone and can start at any batch,
+    so a resumed run makes the same updates, bit for bit on CPU, as one that was never stopped.
+
+    **SIGINT (Ctrl-C).** While :meth:`fit` runs in the main thread, the first SIGINT asks for a stop: the
+    batch in flight finishes, :obj:`on_checkpoint` gets the state at that batch boundary (mid-epoch; partial
+    epoch loss and gradient norms included), and :meth:`fit` returns with :attr:`FitResult.interrupted` set.
+    A SIGINT during validation lets the epoch finish and checkpoint first. A second SIGINT raises
+    :class:`KeyboardInterrupt` at once (the last checkpoint is then the previous epoch's).
 
     Args:
         model (Recommender): The model.
         adj (BipartiteAdj): The normalised training graph.
         sampler: The batch sampler (:meth:`Recommender.make_sampler
-            <pyg_diffcl.models.Recommender.make_sampler>`: BPR triples or users).
+            <pyg_diffcl.models.Recommender.make_sampler>`: BPR triples or users); needs
+            ``epoch(epoch, start_batch)`` and ``len()``.
         valid_evaluator (FullRankingEvaluator): Validation evaluator.
         lr (float): Adam's learning rate. (default: :obj:`1e-3`)
         epochs (int): Maximum number of epochs. (default: :obj:`1000`)
@@ -83,12 +135,20 @@ class Trainer:
         on_epoch (callable, optional): Called with each :class:`EpochRecord` and whether it is the new best.
         show_progress (bool): Progress bars (only on a terminal). (default: :obj:`True`)
         weight_decay (float): Adam's L2 weight decay. (default: :obj:`0.0`)
+        on_checkpoint (callable, optional): Called with :meth:`state_dict` after every epoch and when a SIGINT
+            stops the run mid-epoch. (default: :obj:`None`)
+        handle_sigint (bool): Turn the first SIGINT into a clean stop (above); only in the main thread.
+            (default: :obj:`True`)
+        checkpoint_every (int): Call :obj:`on_checkpoint` after every this many epochs (``0``: only when a
+            SIGINT stops the run). (default: :obj:`1`)
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
                  patience: int = 20, metric: str = 'recall@20',
                  on_epoch: Optional[Callable[[EpochRecord, bool], Any]] = None,
-                 show_progress: bool = True, weight_decay: float = 0.0) -> None:
+                 show_progress: bool = True, weight_decay: float = 0.0,
+                 on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                 handle_sigint: bool = True, checkpoint_every: int = 1) -> None:
         self.model = model
         self.adj = adj
         self.sampler = sampler
@@ -98,21 +158,108 @@ class Trainer:
         self.patience = patience
         self.metric = metric
         self.on_epoch = on_epoch
+        self.on_checkpoint = on_checkpoint
+        self.handle_sigint = handle_sigint
+        self.checkpoint_every = int(checkpoint_every)
         self.show_progress = show_progress
         self.device = next(model.parameters()).device
         #: The L2 norm of the full gradient at each batch of the last epoch.
         self.last_grad_norms: List[float] = []
+        # Position and early-stopping state (what state_dict() saves).
+        self._epoch = 0          # the epoch in progress (0-based)
+        self._batch = 0          # its batches already trained
+        self._partial = {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
+        self._best_value = -math.inf
+        self._best_epoch = 0
+        self._best_valid: Dict[str, float] = {}
+        self._best_state: Dict[str, Tensor] = copy.deepcopy(model.state_dict())
+        self._history: List[EpochRecord] = []
+        self._stop_requested = False
 
-    def train_epoch(self, epoch: int) -> float:
-        """One pass over the training batches; returns the mean batch loss. The gradient norms of the epoch
-        are kept in :attr:`last_grad_norms`."""
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything :meth:`fit` needs to continue (tensors and plain Python values only)."""
+        return {
+            'position': {'epoch': self._epoch, 'batch': self._batch},
+            'partial': dict(self._partial, norms=list(self._partial['norms'])),
+            'model': self.model.state_dict(),
+            'optimizer': self.optimizer.state_dict(),
+            'rng': rng_state(),
+            'early_stopping': {'best_value': self._best_value, 'best_epoch': self._best_epoch,
+                               'best_valid': dict(self._best_valid), 'best_state': self._best_state},
+            'history': [dataclasses.asdict(r) for r in self._history],
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output (model, optimizer, random states, position, early stopping)."""
+        self.model.load_state_dict(state['model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self._epoch = int(state['position']['epoch'])
+        self._batch = int(state['position']['batch'])
+        partial = state['partial']
+        self._partial = {'total': float(partial['total']), 'count': int(partial['count']),
+                         'norms': [float(v) for v in partial['norms']], 'seconds': float(partial['seconds'])}
+        es = state['early_stopping']
+        self._best_value = float(es['best_value'])
+        self._best_epoch = int(es['best_epoch'])
+        self._best_valid = dict(es['best_valid'])
+        self._best_state = es['best_state']
+        self._history = [EpochRecord(**r) for r in state['history']]
+        set_rng_state(state['rng'])
+
+    @property
+    def best_epoch(self) -> int:
+        """The selected (1-based) epoch so far; 0 before the first validation."""
+        return self._best_epoch
+
+    @property
+    def best_state(self) -> Dict[str, Tensor]:
+        """The weights of :attr:`best_epoch` (the initial weights before the first validation)."""
+        return self._best_state
+
+    @property
+    def history(self) -> List[EpochRecord]:
+        """One :class:`EpochRecord` per finished epoch."""
+        return list(self._history)
+
+    # ------------------------------------------------------------------ SIGINT
+    @contextlib.contextmanager
+    def _sigint_guard(self) -> Iterator[None]:
+        if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            sys.stderr.write('\n[pyg-diffcl] stopping after this batch and saving (Ctrl-C again to abort at '
+                             'once)\n')
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to stop at the next batch boundary, as a SIGINT does."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(self, epoch: int, start_batch: int = 0) -> float:
+        """One pass over the training batches from :obj:`start_batch` on; returns the mean batch loss of the
+        whole epoch (with :attr:`_partial` holding the part trained before a resume). The gradient norms of
+        the epoch are kept in :attr:`last_grad_norms`."""
         self.model.train()
         self.model.pre_epoch(epoch)
-        total, count = 0.0, 0
-        norms: List[float] = []
+        part = self._partial
         params = [p for p in self.model.parameters() if p.requires_grad]
-        batches = progress(self.sampler.epoch(epoch), len(self.sampler), f'epoch {epoch + 1}', self.show_progress)
-        for b, batch in enumerate(batches):
+        n_batches = len(self.sampler)
+        batches = progress(self.sampler.epoch(epoch, start_batch), n_batches - start_batch, f'epoch {epoch + 1}',
+                           self.show_progress)
+        t0 = time.perf_counter()
+        for b, batch in enumerate(batches, start=start_batch):
             batch = batch.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.model.loss(self.adj, batch)
@@ -121,44 +268,69 @@ class Trainer:
                 raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}')
             loss.backward()
             grads = [p.grad.detach() for p in params if p.grad is not None]
-            norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
-                         if grads else 0.0)
+            part['norms'].append(float(torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0)
             self.optimizer.step()
             n = batch.user.numel()
-            total += value * n
-            count += n
-        self.last_grad_norms = norms
-        return total / max(count, 1)
+            part['total'] += value * n
+            part['count'] += n
+            self._batch = b + 1
+            if self._stop_requested and self._batch < n_batches:
+                part['seconds'] += time.perf_counter() - t0
+                if self.on_checkpoint is not None:
+                    self.on_checkpoint(self.state_dict())
+                raise _StopRequest
+        part['seconds'] += time.perf_counter() - t0
+        self.last_grad_norms = part['norms']
+        return part['total'] / max(part['count'], 1)
 
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
         self.model.eval()
         return self.valid_evaluator.evaluate(model_scores(self.model, self.adj))
 
+    def _result(self, interrupted: bool = False) -> FitResult:
+        return FitResult(self._best_epoch, self._best_valid, self._best_state, list(self._history), interrupted,
+                         (self._epoch, self._batch) if interrupted else None)
+
     def fit(self) -> FitResult:
-        best_value, best_epoch = -math.inf, 0
-        best_state: Dict[str, Tensor] = copy.deepcopy(self.model.state_dict())
-        best_valid: Dict[str, float] = {}
-        history: List[EpochRecord] = []
-        interrupted = False
-        try:
-            for epoch in range(self.epochs):
-                t0 = time.perf_counter()
-                loss = self.train_epoch(epoch)
+        """Train from the current position (the start, or where :meth:`load_state_dict` put it) until early
+        stopping, :obj:`epochs`, or a stop request."""
+        self._stop_requested = False
+        with self._sigint_guard():
+            if self._history and self._stopped_early():
+                return self._result()
+            while self._epoch < self.epochs:
+                epoch = self._epoch
+                try:
+                    loss = self.train_epoch(epoch, self._batch)
+                except _StopRequest:
+                    return self._result(interrupted=True)
+                train_seconds = self._partial['seconds']
                 t1 = time.perf_counter()
                 valid = self.validate()
-                norms = self.last_grad_norms or [float('nan')]
-                record = EpochRecord(epoch + 1, loss, t1 - t0, time.perf_counter() - t1, valid,
+                norms = self._partial['norms'] or [float('nan')]
+                record = EpochRecord(epoch + 1, loss, train_seconds, time.perf_counter() - t1, valid,
                                      sum(norms) / len(norms), max(norms))
-                history.append(record)
-                improved = valid[self.metric] > best_value
+                self._history.append(record)
+                improved = valid[self.metric] > self._best_value
                 if improved:
-                    best_value, best_epoch, best_valid = valid[self.metric], epoch + 1, valid
-                    best_state = copy.deepcopy(self.model.state_dict())
+                    self._best_value, self._best_epoch, self._best_valid = valid[self.metric], epoch + 1, valid
+                    self._best_state = copy.deepcopy(self.model.state_dict())
+                self._epoch, self._batch = epoch + 1, 0
+                self._partial = {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
                 if self.on_epoch is not None:
                     self.on_epoch(record, improved)
-                if epoch + 1 - best_epoch >= self.patience and not improved:
+                stop = self._stop_requested and self._epoch < self.epochs
+                due = self.checkpoint_every > 0 and self._epoch % self.checkpoint_every == 0
+                if self.on_checkpoint is not None and (due or stop):
+                    self.on_checkpoint(self.state_dict())
+                if self._stopped_early():
                     break
-        except KeyboardInterrupt:
-            interrupted = True
-        return FitResult(best_epoch, best_valid, best_state, history, interrupted)
+                if stop:
+                    return self._result(interrupted=True)
+        return self._result()
+
+    def _stopped_early(self) -> bool:
+        last = self._history[-1].epoch
+        return last - self._best_epoch >= self.patience and last != self._best_epoch
