@@ -4,6 +4,7 @@ r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
                      [--config FILE.yaml] [--set section.key=value ...] [--epochs N] [--patience P] [--seed S]
                      [--device cpu|cuda] [--deterministic] --out RUN_DIR [--overwrite] [--quiet]
     pyg-diffcl train --resume RUN_DIR [--epochs N] [--patience P] [--quiet]
+    torchrun --nproc_per_node=N -m pyg_diffcl train ...      (data-parallel; see pyg_diffcl.training.distributed)
     pyg-diffcl evaluate RUN_DIR [--split valid|test]
     pyg-diffcl recommend RUN_DIR --k 20 --out recs.tsv
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
@@ -99,6 +101,14 @@ def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _dispatch(args)
+    finally:
+        from .training.distributed import shutdown_distributed
+        shutdown_distributed()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == 'train' and args.resume is not None:
         from .errors import ConfigError
         from .training import resume_run
@@ -143,6 +153,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = bool(getattr(args, 'debug', False))
     if not debug:
         warnings.showwarning = _one_line_warning
+    if os.environ.get('RANK', '0') not in ('', '0'):  # under torchrun: rank 0 speaks for all
+        warnings.simplefilter('ignore')
     from .errors import TrainingDiverged, TrainingInterrupted, UserInputError
     try:
         return _run(args)

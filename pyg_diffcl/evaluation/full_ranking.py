@@ -114,17 +114,34 @@ class FullRankingEvaluator:
                                          for k in self.ks})
 
     @torch.no_grad()
-    def evaluate(self, score_fn: ScoreFn) -> Dict[str, float]:
-        """Run :obj:`score_fn(users) -> [len(users), num_items]` over all blocks; ``{'recall@20': ...}``."""
+    def evaluate(self, score_fn: ScoreFn, rank: int = 0, world_size: int = 1) -> Dict[str, float]:
+        """Run :obj:`score_fn(users) -> [len(users), num_items]` over all blocks; ``{'recall@20': ...}``.
+
+        With :obj:`world_size` > 1 (inside an initialised ``torch.distributed`` process group) this rank
+        ranks every :obj:`world_size`-th evaluated user from :obj:`rank` on, and the per-metric sums and user
+        counts are all-reduced, so every rank returns the figures of all users (equal to a single process's up
+        to the order of a float sum)."""
         metrics = self.make_metrics()
         max_k = max(self.ks)
-        for block in self.blocks():
+        users = self.users if world_size == 1 else self.users[rank::world_size]
+        for block in self.blocks(users):
             scores = score_fn(block.users)
             if scores.shape != (block.users.numel(), self.num_items):
                 raise ValueError(f'score_fn returned shape {tuple(scores.shape)}, expected '
                                  f'{(block.users.numel(), self.num_items)}')
             pred = top_k(scores, max_k, block.exclude).cpu()
             metrics.update(pred, block.labels)
+        if world_size > 1:
+            import torch.distributed as dist
+            parts = list(metrics.values())
+            sums = torch.stack([torch.stack([m.accum.double().cpu(), m.total.double().cpu()]) for m in parts])
+            if dist.get_backend() == 'nccl':  # NCCL reduces CUDA tensors only
+                sums = sums.cuda()
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+            sums = sums.cpu()
+            for m, (accum, total) in zip(parts, sums):
+                m.accum.fill_(float(accum))
+                m.total.fill_(int(total))
         return {name: float(value) for name, value in metrics.compute().items()}
 
     def __repr__(self) -> str:

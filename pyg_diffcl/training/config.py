@@ -5,7 +5,7 @@ A run's configuration has four sections::
     model: {name: lightgcn, embedding_dim: 64, num_layers: 2, reg_weight: 1.0e-4}
     data:  {name: tiktok, modalities: null, cold_users: error}
     train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, seed: 0, device: cpu,
-            backend: auto, deterministic: false, checkpoint_every: 1}
+            backend: auto, deterministic: false, checkpoint_every: 1, ddp_split: batches}
     eval:  {ks: [10, 20, 50], metric: recall@20, block_size: 2048, mask_valid_for_test: false}
 
 Layers, each overriding the one before: the dataclass defaults; the packaged
@@ -66,6 +66,10 @@ class TrainConfig:
     #: Write the resume checkpoint (``last.pt``) every this many epochs; ``0``: only on SIGINT. Its cost per
     #: epoch is measured by ``benchmarks/reliability_cost.py`` (README, "Interrupting and resuming").
     checkpoint_every: int = 1
+    #: Under ``torchrun``: ``batches`` (each rank takes every N-th batch: N times fewer steps per epoch, each
+    #: of batch size N x batch_size) or ``examples`` (each rank takes 1/N of every batch: a single process's
+    #: steps exactly). See :class:`~pyg_diffcl.training.distributed.ShardedSampler`.
+    ddp_split: str = 'batches'
 
 
 @dataclass
@@ -257,6 +261,8 @@ def check_config(cfg: RunConfig) -> None:
                        ('eval.block_size', e.block_size)):
         if value <= 0:
             raise ConfigError(f'{key}: must be positive, got {value}')
+    if t.ddp_split not in ('batches', 'examples'):
+        raise ConfigError(f"train.ddp_split: expected batches or examples, got {t.ddp_split!r}")
     if t.checkpoint_every < 0:
         raise ConfigError(f'train.checkpoint_every: must be non-negative, got {t.checkpoint_every}')
     if t.patience < 0:

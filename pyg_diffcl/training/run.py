@@ -41,11 +41,12 @@ from torch import Tensor
 from .. import __version__
 from ..datasets import MMRecDataset
 from ..datasets.mmrec import EDGE_TYPE
-from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupted
+from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupted, UserInputError
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj, tune_allocator
 from .config import RunConfig, check_config, from_dict
+from .distributed import DistContext, barrier, broadcast_object, init_distributed
 from .trainer import EpochRecord, NonFiniteLossError, Trainer, model_scores
 
 CHECKPOINT = 'best.pt'
@@ -69,10 +70,19 @@ def peak_rss_mib() -> float:
     return kb / (1024 * 1024) if sys.platform == 'darwin' else kb / 1024
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, flush, fsync, rename."""
+    """Write through a temporary file in the same directory, flush, fsync, rename, then fsync the directory
+    (so the rename itself survives a crash). The file gets the permissions an ordinary ``open`` would give
+    (``0o666`` less the umask), not the temporary file's private ``0o600``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
@@ -82,6 +92,16 @@ def atomic_write(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a platform without directory descriptors
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def versions() -> Dict[str, str]:
@@ -204,9 +224,11 @@ def apply_cold_user_policy(dataset: MMRecDataset, policy: str) -> Tensor:
     return cold
 
 
-def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None) -> Prepared:
-    """Load the data (validating every requested modality), seed, and build the model and the graph."""
-    device = resolve_device(config.train.device)
+def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None,
+            device: Optional[torch.device] = None) -> Prepared:
+    """Load the data (validating every requested modality), seed, and build the model and the graph (on
+    :obj:`device`, default ``train.device``)."""
+    device = resolve_device(config.train.device) if device is None else device
     if dataset is None:
         dataset = MMRecDataset(config.data.name, modalities=config.data.modalities)
     cold = apply_cold_user_policy(dataset, config.data.cold_users)
@@ -345,8 +367,25 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     """
     tune_allocator()
     out = Path(out)
-    check_out_dir(out, overwrite)
-    return _execute(config, out, None, quiet, log)
+    ctx = init_distributed(config.train.device.split(':')[0])
+    _on_main(ctx, lambda: check_out_dir(out, overwrite))
+    return _execute(config, out, None, quiet, log, ctx)
+
+
+def _on_main(ctx: DistContext, fn) -> None:
+    """Run :obj:`fn` on rank 0; a :class:`UserInputError` there is raised on every rank (so no rank waits
+    for one that gave up)."""
+    error: Optional[str] = None
+    if ctx.is_main:
+        try:
+            fn()
+        except UserInputError as e:
+            if not ctx.enabled:
+                raise
+            error = str(e)
+    error = broadcast_object(error, ctx)
+    if error is not None:
+        raise ConfigError(error)
 
 
 def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Optional[int] = None,
@@ -385,7 +424,14 @@ def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Opti
         if value is not None:
             setattr(config.train, key, value)
     check_config(config)
-    return _execute(config, run_dir, ckpt, quiet, log)
+    ctx = init_distributed(config.train.device.split(':')[0])
+    saved_world = int(ckpt['trainer'].get('world_size', 1))
+    if saved_world != ctx.world_size:
+        raise ConfigError(f'--resume {run_dir}: the run was trained by {saved_world} process(es) and continues '
+                          f'exactly only with as many (this launch has {ctx.world_size}; '
+                          + ('torchrun --nproc_per_node=' + str(saved_world) if saved_world > 1 else 'no torchrun')
+                          + ')')
+    return _execute(config, run_dir, ckpt, quiet, log, ctx)
 
 
 def _check_checksums(recorded: Dict[str, str], dataset: MMRecDataset) -> None:
@@ -397,17 +443,30 @@ def _check_checksums(recorded: Dict[str, str], dataset: MMRecDataset) -> None:
 
 
 def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], quiet: bool,
-             log) -> Dict[str, Any]:
-    prep = prepare(config)
+             log, ctx: DistContext) -> Dict[str, Any]:
+    main = ctx.is_main
+    device = None
+    if ctx.enabled and config.train.device.startswith('cuda'):
+        device = torch.device('cuda', ctx.local_rank)
+    # Under torchrun rank 0 builds (and caches) the processed data and the item graphs first, alone.
+    if not main:
+        barrier(ctx)
+    prep = prepare(config, device=device)
+    if main:
+        barrier(ctx)
+    if ctx.enabled:  # the ranks' dropout and diffusion noise differ; the weights are rank 0's (DDP)
+        seed_everything(config.train.seed + 1_000_003 * ctx.rank)
     ds, model = prep.dataset, prep.model
     sha = ds.meta['sha256']
     if resume is not None:
         _check_checksums(resume['data_sha256'], ds)
-    say = (lambda *a: None) if quiet else log
+    say = (lambda *a: None) if quiet or not main else log
     say(f'[pyg-diffcl] {ds}')
-    say(f'[pyg-diffcl] {model} on {prep.device}, sparse backend {prep.adj.backend!r}')
+    say(f'[pyg-diffcl] {model} on {prep.device}, sparse backend {prep.adj.backend!r}'
+        + (f', {ctx.world_size} processes (DistributedDataParallel)' if ctx.enabled else ''))
     text = config_text(config, sha).encode()
-    atomic_write(out / 'config.yaml', lambda f: f.write(text))
+    if main:
+        atomic_write(out / 'config.yaml', lambda f: f.write(text))
 
     train_ei = ds[0][EDGE_TYPE].edge_index
     sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed)
@@ -435,16 +494,19 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     trainer = Trainer(model, prep.adj, sampler, valid_eval, lr=config.train.lr, epochs=config.train.epochs,
                       weight_decay=config.train.weight_decay,
                       patience=config.train.patience, metric=config.eval.metric, on_epoch=on_epoch,
-                      show_progress=not quiet, on_checkpoint=on_checkpoint,
-                      checkpoint_every=config.train.checkpoint_every)
+                      show_progress=not quiet and main, on_checkpoint=on_checkpoint,
+                      checkpoint_every=config.train.checkpoint_every, dist=ctx,
+                      ddp_split=config.train.ddp_split)
     if resume is None:
-        _write_log(log_path, [], metric_keys)
+        if main:
+            _write_log(log_path, [], metric_keys)
     else:
         # The resumed configuration may change epochs / patience: the checkpoint records the new one from now on.
         trainer.load_state_dict(resume['trainer'])
-        _write_log(log_path, trainer.history, metric_keys)  # drops rows of an epoch that never checkpointed
-        if trainer.best_epoch:
-            save_checkpoint(out / CHECKPOINT, trainer.best_state, trainer.best_epoch, config, sha)
+        if main:
+            _write_log(log_path, trainer.history, metric_keys)  # drops rows of an epoch never checkpointed
+            if trainer.best_epoch:
+                save_checkpoint(out / CHECKPOINT, trainer.best_state, trainer.best_epoch, config, sha)
         epoch, batch = resume['trainer']['position']['epoch'], resume['trainer']['position']['batch']
         say(f'[pyg-diffcl] resuming {out} at epoch {epoch + 1}, batch {batch + 1} of {len(sampler)}')
     try:
@@ -466,7 +528,7 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         score_fn = model_scores(model, prep.adj)
         t0 = time.perf_counter()
         test_eval = prep.evaluator('test')
-        test: Dict[str, Optional[float]] = dict(test_eval.evaluate(score_fn))
+        test: Dict[str, Optional[float]] = dict(test_eval.evaluate(score_fn, ctx.rank, ctx.world_size))
         test_seconds = time.perf_counter() - t0
     if test_eval.num_eval_users == 0:
         warnings.warn(f'{ds.files.inter}: the test split is empty: the test metrics are null', UserWarning)
@@ -487,15 +549,18 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         'device': str(prep.device),
         'backend': prep.adj.backend,
         'deterministic': config.train.deterministic,
+        'world_size': ctx.world_size,
         'cold_users': {'policy': config.data.cold_users, 'count': int(prep.cold_users.sum())},
         'data': data_summary(ds),
         'valid': result.best_valid,
         'test': test,
     }
-    _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)
-    text = json.dumps(metrics, indent=2).encode()
-    atomic_write(out / 'metrics.json', lambda f: f.write(text))
-    (out / RESUME_CHECKPOINT).unlink(missing_ok=True)
+    if main:
+        _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)
+        text = json.dumps(metrics, indent=2).encode()
+        atomic_write(out / 'metrics.json', lambda f: f.write(text))
+        (out / RESUME_CHECKPOINT).unlink(missing_ok=True)
+    barrier(ctx)  # no rank returns before the run directory is complete
     fmt = lambda v: 'n/a' if v is None else f'{v:.4f}'  # noqa: E731
     say(f'[pyg-diffcl] selected epoch {result.best_epoch} of {result.epochs_run} on valid {config.eval.metric}; '
         f'test recall@20 {fmt(test.get("recall@20"))} ndcg@20 {fmt(test.get("ndcg@20"))}'

@@ -21,6 +21,7 @@ from torch import Tensor
 from ..evaluation import FullRankingEvaluator
 from ..models.base import Recommender
 from ..ops import BipartiteAdj
+from .distributed import DistContext, ShardedSampler, all_gather_object, all_reduce_sum, broadcast_object, wrap_ddp
 
 
 def progress(iterable, total: int, desc: str, enabled: bool):
@@ -141,6 +142,14 @@ class Trainer:
             (default: :obj:`True`)
         checkpoint_every (int): Call :obj:`on_checkpoint` after every this many epochs (``0``: only when a
             SIGINT stops the run). (default: :obj:`1`)
+        dist (DistContext, optional): Data-parallel training across the ranks of an initialised process group
+            (:mod:`pyg_diffcl.training.distributed`): the sampler is sharded (:class:`ShardedSampler`), the loss
+            runs through :class:`~torch.nn.parallel.DistributedDataParallel`, validation is sharded over users
+            and reduced, the early-stopping and stop decisions are rank 0's, and :obj:`on_epoch` /
+            :obj:`on_checkpoint` are called on rank 0 only. A SIGINT is acted on at the end of the epoch (a
+            mid-epoch stop would need every rank to agree on the batch). (default: :obj:`None`)
+        ddp_split (str): How the ranks share the batches (:class:`ShardedSampler`): ``'batches'`` or
+            ``'examples'``. (default: :obj:`'batches'`)
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
@@ -148,10 +157,13 @@ class Trainer:
                  on_epoch: Optional[Callable[[EpochRecord, bool], Any]] = None,
                  show_progress: bool = True, weight_decay: float = 0.0,
                  on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
-                 handle_sigint: bool = True, checkpoint_every: int = 1) -> None:
+                 handle_sigint: bool = True, checkpoint_every: int = 1,
+                 dist: Optional[DistContext] = None, ddp_split: str = 'batches') -> None:
         self.model = model
         self.adj = adj
-        self.sampler = sampler
+        self.dist = dist if dist is not None else DistContext()
+        self.sampler = ShardedSampler(sampler, self.dist.rank, self.dist.world_size, ddp_split) \
+            if self.dist.enabled else sampler
         self.valid_evaluator = valid_evaluator
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         self.epochs = epochs
@@ -163,6 +175,7 @@ class Trainer:
         self.checkpoint_every = int(checkpoint_every)
         self.show_progress = show_progress
         self.device = next(model.parameters()).device
+        self._ddp = wrap_ddp(model, self.dist, self.device) if self.dist.enabled else None
         #: The L2 norm of the full gradient at each batch of the last epoch.
         self.last_grad_norms: List[float] = []
         # Position and early-stopping state (what state_dict() saves).
@@ -185,6 +198,8 @@ class Trainer:
             'model': self.model.state_dict(),
             'optimizer': self.optimizer.state_dict(),
             'rng': rng_state(),
+            'world_size': self.dist.world_size,
+            'rng_ranks': all_gather_object(rng_state(), self.dist) if self.dist.enabled else [],
             'early_stopping': {'best_value': self._best_value, 'best_epoch': self._best_epoch,
                                'best_valid': dict(self._best_valid), 'best_state': self._best_state},
             'history': [dataclasses.asdict(r) for r in self._history],
@@ -205,7 +220,11 @@ class Trainer:
         self._best_valid = dict(es['best_valid'])
         self._best_state = es['best_state']
         self._history = [EpochRecord(**r) for r in state['history']]
-        set_rng_state(state['rng'])
+        ranks = state.get('rng_ranks') or []
+        if self.dist.enabled and len(ranks) != self.dist.world_size:
+            raise ValueError(f"the state was saved by {state.get('world_size', 1)} rank(s); it continues exactly "
+                             f'only with as many (this run has {self.dist.world_size})')
+        set_rng_state(ranks[self.dist.rank] if self.dist.enabled else state['rng'])
 
     @property
     def best_epoch(self) -> int:
@@ -262,32 +281,44 @@ class Trainer:
         for b, batch in enumerate(batches, start=start_batch):
             batch = batch.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.model.loss(self.adj, batch)
+            loss = self._ddp(self.adj, batch) if self._ddp is not None else self.model.loss(self.adj, batch)
             value = float(loss.detach())
-            if not math.isfinite(value):
+            if not math.isfinite(value) and self._ddp is None:
                 raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}')
             loss.backward()
             grads = [p.grad.detach() for p in params if p.grad is not None]
-            part['norms'].append(float(torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0)
+            # In float64: a float32 reduction's last bits depend on the tensor's memory alignment, which differs
+            # between processes (a resumed run would log norms differing in the 6th digit).
+            norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)
+                                                               for g in grads]))) if grads else 0.0
+            if self._ddp is not None and not math.isfinite(norm):
+                # The averaged gradient is the same on every rank, so every rank stops here together.
+                raise NonFiniteLossError(f'non-finite gradient (loss {value} on rank {self.dist.rank}) at epoch '
+                                         f'{epoch + 1}, batch {b + 1}')
+            part['norms'].append(norm)
             self.optimizer.step()
             n = batch.user.numel()
             part['total'] += value * n
             part['count'] += n
             self._batch = b + 1
-            if self._stop_requested and self._batch < n_batches:
+            if self._stop_requested and self._batch < n_batches and not self.dist.enabled:
                 part['seconds'] += time.perf_counter() - t0
                 if self.on_checkpoint is not None:
                     self.on_checkpoint(self.state_dict())
                 raise _StopRequest
         part['seconds'] += time.perf_counter() - t0
         self.last_grad_norms = part['norms']
-        return part['total'] / max(part['count'], 1)
+        total, count = all_reduce_sum([part['total'], part['count']], self.dist)
+        mean = total / max(count, 1)
+        if self.dist.enabled and not math.isfinite(mean):
+            raise NonFiniteLossError(f'non-finite loss {mean} in epoch {epoch + 1}')
+        return mean
 
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
         self.model.eval()
-        return self.valid_evaluator.evaluate(model_scores(self.model, self.adj))
+        return self.valid_evaluator.evaluate(model_scores(self.model, self.adj), self.dist.rank,
+                                             self.dist.world_size)
 
     def _result(self, interrupted: bool = False) -> FitResult:
         return FitResult(self._best_epoch, self._best_valid, self._best_state, list(self._history), interrupted,
@@ -313,19 +344,25 @@ class Trainer:
                 record = EpochRecord(epoch + 1, loss, train_seconds, time.perf_counter() - t1, valid,
                                      sum(norms) / len(norms), max(norms))
                 self._history.append(record)
-                improved = valid[self.metric] > self._best_value
+                improved = broadcast_object(valid[self.metric] > self._best_value, self.dist)
                 if improved:
                     self._best_value, self._best_epoch, self._best_valid = valid[self.metric], epoch + 1, valid
                     self._best_state = copy.deepcopy(self.model.state_dict())
                 self._epoch, self._batch = epoch + 1, 0
                 self._partial = {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
-                if self.on_epoch is not None:
+                main = self.dist.is_main
+                if self.on_epoch is not None and main:
                     self.on_epoch(record, improved)
-                stop = self._stop_requested and self._epoch < self.epochs
+                requested = self._stop_requested
+                if self.dist.enabled:  # any rank's SIGINT stops them all, at the same epoch
+                    requested = all_reduce_sum([float(requested)], self.dist)[0] > 0
+                stop = requested and self._epoch < self.epochs
                 due = self.checkpoint_every > 0 and self._epoch % self.checkpoint_every == 0
                 if self.on_checkpoint is not None and (due or stop):
-                    self.on_checkpoint(self.state_dict())
-                if self._stopped_early():
+                    state = self.state_dict()  # collective under DDP (gathers every rank's random state)
+                    if main:
+                        self.on_checkpoint(state)
+                if broadcast_object(self._stopped_early(), self.dist):
                     break
                 if stop:
                     return self._result(interrupted=True)

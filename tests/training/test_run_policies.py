@@ -131,3 +131,26 @@ def test_deterministic_cuda_runs_agree(tmp_path):
             assert all(torch.equal(results[0][k], results[1][k]) for k in results[0]), model
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure_and_uses_the_umask(tmp_path):
+    import os
+
+    from pyg_diffcl.training.run import atomic_write
+    target = tmp_path / 'metrics.json'
+    atomic_write(target, lambda f: f.write(b'first'))
+    mask = os.umask(0o022)
+    try:
+        atomic_write(target, lambda f: f.write(b'second'))
+    finally:
+        os.umask(mask)
+    assert target.read_bytes() == b'second' and (target.stat().st_mode & 0o777) == 0o644
+
+    def fail(f):
+        f.write(b'half')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, fail)
+    assert target.read_bytes() == b'second'
+    assert [p.name for p in tmp_path.iterdir()] == ['metrics.json']  # no temporary file left behind
