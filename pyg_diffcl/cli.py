@@ -7,6 +7,11 @@ r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
     torchrun --nproc_per_node=N -m pyg_diffcl train ...      (data-parallel; see pyg_diffcl.training.distributed)
     pyg-diffcl evaluate RUN_DIR [--split valid|test]
     pyg-diffcl recommend RUN_DIR --k 20 --out recs.tsv
+    pyg-diffcl prepare RAW.csv|.tsv|.parquet --user-col C --item-col C [--time-col C] [--rating-col C
+                       --min-rating R] [--features NAME=FILE ...] [--split random|chronological|global-time
+                       --ratios 8,1,1 --seed S] [--k-core K] --out DIR
+    pyg-diffcl data DIR [--json]
+    pyg-diffcl reproduce TABLE [--seeds 0,1,2] [--rows a,b] [--out DIR] [--write-readme]
 
 Bad input or configuration: exit status 2 and one line on stderr (a traceback only with ``--debug``). A
 non-finite loss: exit status 1. Ctrl-C (SIGINT) during training: the state is saved, exit status 130, and
@@ -70,7 +75,65 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument('--k', type=int, default=20)
     r.add_argument('--out', required=True, help='output TSV (userID, itemID, rank)')
     r.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+
+    pr = sub.add_parser('prepare', help="turn a raw interaction log into a data set directory (MMRec's layout)")
+    pr.add_argument('raw', help='the log: .csv, .tsv or .parquet, one row per interaction')
+    pr.add_argument('--user-col', required=True)
+    pr.add_argument('--item-col', required=True)
+    pr.add_argument('--time-col', default=None)
+    pr.add_argument('--rating-col', default=None)
+    pr.add_argument('--min-rating', type=float, default=None, help='keep rows with rating >= R')
+    pr.add_argument('--features', action='append', default=[], metavar='NAME=FILE',
+                    help='item features: a table with an item id column, or FEATS.npy:IDS.txt (repeatable)')
+    pr.add_argument('--feature-id-col', default=None, help='the item id column of feature tables '
+                                                           '(default: --item-col)')
+    pr.add_argument('--fill', choices=['mean', 'zero'], default='mean',
+                    help='features of items without a row (default: the mean row)')
+    pr.add_argument('--split', choices=['random', 'chronological', 'global-time'], default='random')
+    pr.add_argument('--ratios', default='8,1,1', help='train,valid,test (default: 8,1,1)')
+    pr.add_argument('--seed', type=int, default=0)
+    pr.add_argument('--k-core', type=int, default=0, help='drop users and items with fewer interactions')
+    pr.add_argument('--out', required=True)
+    pr.add_argument('--overwrite', action='store_true')
+    pr.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+
+    rp = sub.add_parser('reproduce', help="rerun a README results table and compare with the stated figures")
+    rp.add_argument('table', help='a packaged table name (tiktok) or a table YAML file')
+    rp.add_argument('--out', default=None, help='where the run directories go (default: runs/reproduce-TABLE)')
+    rp.add_argument('--seeds', default=None, help="comma-separated seeds (default: the table's)")
+    rp.add_argument('--rows', default=None, help='comma-separated row names (default: all)')
+    rp.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                    help='an override for every run (repeatable)')
+    rp.add_argument('--readme', default='README.md', help='the README holding the stated table')
+    rp.add_argument('--write-readme', action='store_true', help="replace the README's table with this one")
+    rp.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+
+    dt = sub.add_parser('data', help='summarise a data set directory (or an embedded data set)')
+    dt.add_argument('dir')
+    dt.add_argument('--json', action='store_true', help='print JSON')
+    dt.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
     return parser
+
+
+def _features_arg(items: List[str]) -> Dict[str, str]:
+    from .errors import ConfigError
+    out: Dict[str, str] = {}
+    for item in items:
+        name, sep, spec = item.partition('=')
+        if not sep or not name or not spec:
+            raise ConfigError(f'--features {item}: expected NAME=FILE')
+        if name in out:
+            raise ConfigError(f'--features: modality {name!r} given twice')
+        out[name] = spec
+    return out
+
+
+def _ratios_arg(text: str) -> List[float]:
+    from .errors import ConfigError
+    try:
+        return [float(v) for v in text.split(',')]
+    except ValueError:
+        raise ConfigError(f'--ratios {text}: expected three numbers, e.g. 8,1,1') from None
 
 
 def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -136,6 +199,69 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .training import recommend_run
         rows = recommend_run(args.run_dir, args.k, args.out)
         print(f'[pyg-diffcl] wrote {rows} recommendations to {args.out}', file=sys.stderr)
+        return 0
+    if args.command == 'prepare':
+        from .datasets.prepare import prepare_dataset
+        rep = prepare_dataset(args.raw, args.out, args.user_col, args.item_col, args.time_col, args.rating_col,
+                              args.min_rating, _features_arg(args.features), args.split, _ratios_arg(args.ratios),
+                              args.seed, args.k_core, args.feature_id_col, args.fill, args.overwrite)
+        inter = rep.interactions
+        print(f'[pyg-diffcl] {args.out}: {rep.users} users, {rep.items} items, train {inter["train"]} / valid '
+              f'{inter["valid"]} / test {inter["test"]} (read {rep.rows_read} rows; dropped '
+              f'{rep.below_min_rating} below --min-rating, {rep.duplicates_dropped} repeated pairs, '
+              f'{rep.k_core_dropped} by the k-core; {rep.users_kept_in_train} users wholly in training)',
+              file=sys.stderr)
+        return 0
+    if args.command == 'reproduce':
+        from pathlib import Path
+
+        from .training.reproduce import (compare, format_comparison, load_table, markdown, run_table, stated,
+                                         write_readme)
+        name, _ = load_table(args.table)
+        seeds = None
+        if args.seeds:
+            try:
+                seeds = [int(v) for v in args.seeds.split(',') if v.strip()]
+            except ValueError:
+                from .errors import ConfigError
+                raise ConfigError(f'--seeds {args.seeds}: expected comma-separated integers') from None
+        rows = [r.strip() for r in args.rows.split(',')] if args.rows else None
+        results = run_table(args.table, args.out, seeds, rows, args.set,
+                            log=lambda *a: print(*a, file=sys.stderr))
+        table = markdown(results)
+        print(table)
+        readme = Path(args.readme)
+        checks = compare(results, stated(readme, name))
+        print()
+        print(format_comparison(checks))
+        if args.write_readme:
+            write_readme(readme, name, table)
+            print(f'[pyg-diffcl] wrote the {name} table into {readme}', file=sys.stderr)
+            return 0
+        failed = [c for c in checks if c[4] is False]
+        if failed:
+            print(f'{len(failed)} of {len(checks)} figures outside the stated std', file=sys.stderr)
+            return 1
+        return 0
+    if args.command == 'data':
+        from .datasets.prepare import summarize
+        info = summarize(args.dir)
+        if args.json:
+            print(json.dumps(info, indent=2))
+            return 0
+        inter = info['interactions']
+        mods = ', '.join(f'{m} ({d})' for m, d in info['modalities'].items()) or 'none'
+        lines = [
+            f"data set      {info['path']}",
+            f"users         {info['users']}  (cold: {info['cold_users']} with held-out but no training "
+            f"interactions; {info['users_without_interactions']} ids without any)",
+            f"items         {info['items']}  ({info['items_never_in_training']} never in training)",
+            f"interactions  train {inter['train']}, valid {inter['valid']}, test {inter['test']}"
+            f"  (density {info['density']:.3g}; {info['duplicates_dropped']} repeated pairs dropped)",
+            f"modalities    {mods}",
+            f"id maps       {'user_map.tsv, item_map.tsv' if info['id_maps'] else 'none (ids are the indices)'}",
+        ] + [f"sha256        {name}  {digest}" for name, digest in info['sha256'].items()]
+        print('\n'.join(lines))
         return 0
     raise AssertionError(args.command)  # pragma: no cover
 

@@ -230,8 +230,9 @@ def read_interactions(path: os.PathLike | str) -> InteractionTable:
     )
 
 
-def read_features(path: os.PathLike | str, num_items: int) -> np.ndarray:
-    r"""Load and validate one ``<modality>_feat.npy`` file as a float32 ``[num_items, dim]`` array.
+def read_features(path: os.PathLike | str, num_items: Optional[int]) -> np.ndarray:
+    r"""Load and validate one ``<modality>_feat.npy`` file as a float32 ``[num_items, dim]`` array (any
+    number of rows when :obj:`num_items` is :obj:`None`).
 
     The array is cast to float32 *before* any arithmetic (sums of float16 values overflow). Pickled
     (object) arrays are never loaded.
@@ -260,7 +261,7 @@ def read_features(path: os.PathLike | str, num_items: int) -> np.ndarray:
         raise DataError(f'expected a 2-D array [items, dim], got shape {tuple(arr.shape)}', path)
     if arr.dtype.kind != 'f':
         raise DataError(f'expected float16/float32/float64 features, got dtype {arr.dtype}', path)
-    if arr.shape[0] != num_items:
+    if num_items is not None and arr.shape[0] != num_items:
         raise DataError(f'has {arr.shape[0]} rows but the interactions have {num_items} items '
                         f'(max itemID + 1): row i must hold the features of item i', path)
     if arr.shape[1] == 0:

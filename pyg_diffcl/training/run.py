@@ -601,7 +601,8 @@ def evaluate_run(run_dir: str | Path, split: str = 'test') -> Dict[str, float]:
 def recommend_run(run_dir: str | Path, k: int, out: str | Path) -> int:
     """Write the top-:obj:`k` items of every user (``userID  itemID  rank``), excluding the items the
     test evaluation excludes (training items; validation items too with ``eval.mask_valid_for_test``).
-    Returns the number of rows written."""
+    When the data set directory has ``user_map.tsv`` and ``item_map.tsv`` (``pyg-diffcl prepare``), the ids
+    written are the original ones. Returns the number of rows written."""
     if k <= 0:
         raise ConfigError(f'--k: must be positive, got {k}')
     prep = load_run(run_dir)
@@ -610,6 +611,13 @@ def recommend_run(run_dir: str | Path, k: int, out: str | Path) -> int:
     out = Path(out)
     if out.parent and not out.parent.exists():
         raise ConfigError(f'--out {out}: directory {out.parent} does not exist')
+    root = Path(prep.dataset.meta['path'])
+    user_name: Any = str
+    item_name: Any = str
+    if (root / 'user_map.tsv').is_file() and (root / 'item_map.tsv').is_file():
+        from ..datasets.prepare import read_id_map
+        umap, imap = read_id_map(root / 'user_map.tsv'), read_id_map(root / 'item_map.tsv')
+        user_name, item_name = umap.__getitem__, imap.__getitem__
     rows = 0
     with torch.no_grad():
         score_fn = model_scores(prep.model, prep.adj)
@@ -620,7 +628,8 @@ def recommend_run(run_dir: str | Path, k: int, out: str | Path) -> int:
             ranked = torch.isfinite(scores.gather(1, pred)).cpu()  # fewer than k unexcluded items
             for u, items, ok in zip(block.users.tolist(), pred.cpu().tolist(), ranked.tolist()):
                 items = [i for i, keep in zip(items, ok) if keep]
-                lines.extend(f'{u}\t{i}\t{r}\n' for r, i in enumerate(items, start=1))
+                name = user_name(u)
+                lines.extend(f'{name}\t{item_name(i)}\t{r}\n' for r, i in enumerate(items, start=1))
                 rows += len(items)
     data = ''.join(lines).encode()
     atomic_write(out, lambda f: f.write(data))

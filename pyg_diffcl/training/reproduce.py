@@ -1,0 +1,205 @@
+r"""``pyg-diffcl reproduce TABLE``: run the models of a results table over its seeds and print the table beside
+the figures the README states.
+
+A table is a YAML file, ``pyg_diffcl/configs/tables/<name>.yaml`` (or any path)::
+
+    data: tiktok                 # an embedded data set or a directory
+    seeds: [0, 1, 2]
+    rows:
+      - name: LightGCN           # the row's label in the table
+        model: lightgcn          # the packaged settings of an embedded data set apply, then `set`
+        set: []                  # extra section.key=value overrides
+
+Every (row, seed) is one run directory ``OUT/<row>-s<seed>`` (default ``OUT = runs/reproduce-<name>``),
+trained with the same code path as ``pyg-diffcl train`` (validation selects the epoch; test once, for the
+selected weights). A finished run whose configuration is the one asked for is reused, an interrupted one
+(``last.pt``) is resumed, so an interrupted reproduction continues where it stopped. The figures are
+mean ± sample standard deviation (n - 1) over the seeds.
+
+The README holds each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->``;
+``--write-readme`` replaces that block with the table just computed (so the README's tables come from this
+command, never typed by hand), and without it the command reads the block and reports, row by row, whether
+each reproduced test mean lies within the stated standard deviation of the stated mean.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from ..errors import ConfigError
+from .config import CONFIG_DIR, RunConfig, from_dict, packaged_config, parse_set, resolve_config
+
+TABLES_DIR = CONFIG_DIR / 'tables'
+#: The test metrics of a table, in column order.
+TEST_KEYS = ('recall@20', 'ndcg@20', 'recall@50', 'ndcg@50')
+
+
+@dataclass
+class RowResult:
+    name: str
+    seeds: List[int]
+    test: Dict[str, Tuple[float, float]]
+    valid: Tuple[float, float]
+    epochs: List[int]
+    run_dirs: List[str] = field(default_factory=list)
+
+
+def load_table(table: str) -> Tuple[str, Dict[str, Any]]:
+    """``(name, spec)`` of a packaged table name or a YAML path, checked."""
+    path = Path(table)
+    if not path.is_file():
+        path = TABLES_DIR / f'{table}.yaml'
+    if not path.is_file():
+        known = ', '.join(sorted(p.stem for p in TABLES_DIR.glob('*.yaml')))
+        raise ConfigError(f'reproduce {table}: no such table (packaged: {known}; or give a YAML file)')
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict) or not isinstance(spec.get('rows'), list) or not spec['rows']:
+        raise ConfigError(f'{path}: a table needs data, seeds and a non-empty list of rows')
+    for n, row in enumerate(spec['rows']):
+        if not isinstance(row, dict) or 'name' not in row or 'model' not in row:
+            raise ConfigError(f'{path}: row {n + 1} needs a name and a model')
+    spec.setdefault('seeds', [0])
+    spec.setdefault('data', 'tiktok')
+    return path.stem, spec
+
+
+def row_key(name: str) -> str:
+    return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+
+
+def row_config(spec: Dict[str, Any], row: Dict[str, Any], seed: int, extra: Sequence[str] = ()) -> RunConfig:
+    """The run configuration of one (row, seed): packaged settings, the row's ``set``, then :obj:`extra`."""
+    from ..datasets import EMBEDDED_DATASETS
+    data, model = str(spec['data']), row['model']
+    layers = [packaged_config(data, model)] if data in EMBEDDED_DATASETS else []
+    layers += [parse_set(list(row.get('set') or []) + list(extra)),
+               {'model': {'name': model}, 'data': {'name': data}, 'train': {'seed': int(seed)}}]
+    return resolve_config(layers=layers)
+
+
+def _finished(run_dir: Path, config: RunConfig) -> bool:
+    if not (run_dir / 'metrics.json').is_file() or not (run_dir / 'config.yaml').is_file():
+        return False
+    try:
+        return from_dict(yaml.safe_load((run_dir / 'config.yaml').read_text())).to_dict() == config.to_dict()
+    except Exception:  # noqa: BLE001 - an unreadable or older config: run again
+        return False
+
+
+def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def run_table(table: str, out: Optional[str | Path] = None, seeds: Optional[Sequence[int]] = None,
+              rows: Optional[Sequence[str]] = None, extra: Sequence[str] = (), log=print) -> List[RowResult]:
+    """Train (or reuse, or resume) every (row, seed) of a table; the aggregated rows."""
+    import json
+
+    from .run import RESUME_CHECKPOINT, resume_run, train_run
+    name, spec = load_table(table)
+    out = Path(out) if out is not None else Path('runs') / f'reproduce-{name}'
+    seeds = [int(s) for s in (seeds if seeds is not None else spec['seeds'])]
+    chosen = [r for r in spec['rows'] if rows is None or r['name'] in rows or row_key(r['name']) in rows]
+    if rows is not None and not chosen:
+        raise ConfigError(f"--rows: none of {list(rows)} is a row of {name} "
+                          f"({', '.join(r['name'] for r in spec['rows'])})")
+    results = []
+    for row in chosen:
+        metrics = []
+        dirs = []
+        for seed in seeds:
+            config = row_config(spec, row, seed, extra)
+            run_dir = out / f"{row_key(row['name'])}-s{seed}"
+            dirs.append(str(run_dir))
+            if _finished(run_dir, config):
+                log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
+            elif (run_dir / RESUME_CHECKPOINT).is_file() and (run_dir / 'config.yaml').is_file():
+                log(f"[reproduce] {row['name']} seed {seed}: resuming {run_dir}")
+                resume_run(run_dir, quiet=True, log=log)
+            else:
+                log(f"[reproduce] {row['name']} seed {seed}: training -> {run_dir}")
+                train_run(config, run_dir, overwrite=True, quiet=True, log=log)
+            metrics.append(json.loads((run_dir / 'metrics.json').read_text()))
+        test = {k: _mean_std([m['test'][k] for m in metrics]) for k in TEST_KEYS}
+        results.append(RowResult(row['name'], seeds, test, _mean_std([m['valid']['recall@20'] for m in metrics]),
+                                 [m['best_epoch'] for m in metrics], dirs))
+    return results
+
+
+def markdown(results: Sequence[RowResult]) -> str:
+    """The table as the README shows it."""
+    head = ('| model | seeds | ' + ' | '.join(f'test {k}' for k in TEST_KEYS)
+            + ' | valid recall@20 | selected epochs |')
+    lines = [head, '|' + ' --- |' * (len(TEST_KEYS) + 4)]
+    for r in results:
+        cells = [f'{m:.4f} ± {s:.4f}' for m, s in (r.test[k] for k in TEST_KEYS)]
+        lines.append(f"| {r.name} | {', '.join(map(str, r.seeds))} | {' | '.join(cells)} | "
+                     f"{r.valid[0]:.4f} ± {r.valid[1]:.4f} | {', '.join(map(str, r.epochs))} |")
+    return '\n'.join(lines)
+
+
+def _markers(name: str) -> Tuple[str, str]:
+    return f'<!-- reproduce:{name} -->', f'<!-- /reproduce:{name} -->'
+
+
+def stated(readme: Path, name: str) -> Dict[str, Dict[str, Tuple[float, float]]]:
+    """``{row: {metric: (mean, std)}}`` of the table block a README states (empty if none)."""
+    if not readme.is_file():
+        return {}
+    text = readme.read_text()
+    start, end = _markers(name)
+    if start not in text or end not in text:
+        return {}
+    block = text.split(start, 1)[1].split(end, 1)[0]
+    rows = [line for line in block.strip().splitlines() if line.startswith('|')]
+    if len(rows) < 2:
+        return {}
+    header = [c.strip() for c in rows[0].strip('|').split('|')]
+    out: Dict[str, Dict[str, Tuple[float, float]]] = {}
+    for line in rows[2:]:
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        values = {}
+        for col, cell in zip(header, cells):
+            m = re.fullmatch(r'([-+0-9.eE]+)\s*±\s*([-+0-9.eE]+)', cell)
+            if m and col.startswith('test '):
+                values[col[5:]] = (float(m.group(1)), float(m.group(2)))
+        out[cells[0]] = values
+    return out
+
+
+def write_readme(readme: Path, name: str, table: str) -> None:
+    """Replace the README's block for :obj:`name` with :obj:`table` (the block must exist)."""
+    text = readme.read_text()
+    start, end = _markers(name)
+    if start not in text or end not in text:
+        raise ConfigError(f'{readme}: no {start} ... {end} block to write the table into')
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f'{before}{start}\n{table}\n{end}{after}')
+
+
+def compare(results: Sequence[RowResult], claims: Dict[str, Dict[str, Tuple[float, float]]]
+            ) -> List[Tuple[str, str, Optional[Tuple[float, float]], Tuple[float, float], Optional[bool]]]:
+    """``(row, metric, stated, reproduced, within the stated std)`` for every row and test metric."""
+    out = []
+    for r in results:
+        for k in TEST_KEYS:
+            claim = claims.get(r.name, {}).get(k)
+            ok = None if claim is None else abs(r.test[k][0] - claim[0]) <= claim[1] + 5e-5  # 4-decimal rounding
+            out.append((r.name, k, claim, r.test[k], ok))
+    return out
+
+
+def format_comparison(rows) -> str:
+    lines = [f"{'row':44s} {'metric':10s} {'README states':>18s} {'reproduced':>18s}  within std"]
+    for name, k, claim, got, ok in rows:
+        c = '—' if claim is None else f'{claim[0]:.4f} ± {claim[1]:.4f}'
+        verdict = 'n/a' if ok is None else ('yes' if ok else 'NO')
+        lines.append(f'{name[:44]:44s} {k:10s} {c:>18s} {got[0]:.4f} ± {got[1]:.4f}  {verdict}')
+    return '\n'.join(lines)
+
