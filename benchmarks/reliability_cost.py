@@ -43,7 +43,7 @@ def measure(model: str, data: str, epochs: int, device: str) -> dict:
     for e in range(1, 1 + 2 * epochs):
         mode = bool(e % 2 == 0)
         torch.use_deterministic_algorithms(mode)
-        trainer._partial = {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
+        trainer._partial = trainer.empty_partial()
         sync()
         t0 = time.perf_counter()
         trainer.train_epoch(e)

@@ -224,6 +224,17 @@ class MMRecDataset(InMemoryDataset):
         os.replace(tmp, path)
         return edge_index, edge_weight
 
+    def user_masks(self) -> Tuple[Tensor, Tensor]:
+        """``(trained, held_out)``: ``[num_users]`` bool masks of the users with training interactions and of
+        those with validation or test interactions."""
+        store = self[0][EDGE_TYPE]
+        trained = torch.zeros(self.num_users, dtype=torch.bool)
+        trained[store.edge_index[0]] = True
+        held_out = torch.zeros(self.num_users, dtype=torch.bool)
+        for split in ('valid', 'test'):
+            held_out[store[f'{split}_edge_label_index'][0]] = True
+        return trained, held_out
+
     def split(self, split: str) -> HeteroData:
         """A shallow copy of the graph whose ``edge_label_index`` holds the ``'valid'`` or ``'test'``
         interactions (for ``'train'``: the training interactions)."""

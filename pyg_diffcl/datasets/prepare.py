@@ -352,15 +352,10 @@ def summarize(data: str | os.PathLike, modalities: Optional[Sequence[str]] = Non
     and dimensions, items never seen in training, users without training interactions that have held-out
     ones ("cold"), users with no interaction at all (ids skipped), whether id maps are present, and the sha256
     of every file."""
-    from .mmrec import EDGE_TYPE, MMRecDataset
+    from .mmrec import MMRecDataset
     ds = MMRecDataset(data, modalities=modalities)
-    store = ds[0][EDGE_TYPE]
     u, i = ds.num_users, ds.num_items
-    trained = np.zeros(u, dtype=bool)
-    trained[store.edge_index[0].numpy()] = True
-    held = np.zeros(u, dtype=bool)
-    for s in ('valid', 'test'):
-        held[store[f'{s}_edge_label_index'][0].numpy()] = True
+    trained, held = ds.user_masks()
     m = ds.meta
     root = Path(m['path'])
     return {

@@ -182,12 +182,7 @@ class Prepared:
 
 def find_cold_users(dataset: MMRecDataset) -> Tensor:
     """``[num_users]`` bool: the users with validation or test interactions but none in training."""
-    store = dataset[0][EDGE_TYPE]
-    trained = torch.zeros(dataset.num_users, dtype=torch.bool)
-    trained[store.edge_index[0]] = True
-    held_out = torch.zeros(dataset.num_users, dtype=torch.bool)
-    for split in ('valid', 'test'):
-        held_out[store[f'{split}_edge_label_index'][0]] = True
+    trained, held_out = dataset.user_masks()
     return held_out & ~trained
 
 
@@ -464,8 +459,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     say(f'[pyg-diffcl] {ds}')
     say(f'[pyg-diffcl] {model} on {prep.device}, sparse backend {prep.adj.backend!r}'
         + (f', {ctx.world_size} processes (DistributedDataParallel)' if ctx.enabled else ''))
-    text = config_text(config, sha).encode()
     if main:
+        text = config_text(config, sha).encode()
         atomic_write(out / 'config.yaml', lambda f: f.write(text))
 
     train_ei = ds[0][EDGE_TYPE].edge_index

@@ -181,7 +181,7 @@ class Trainer:
         # Position and early-stopping state (what state_dict() saves).
         self._epoch = 0          # the epoch in progress (0-based)
         self._batch = 0          # its batches already trained
-        self._partial = {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
+        self._partial = self.empty_partial()
         self._best_value = -math.inf
         self._best_epoch = 0
         self._best_valid: Dict[str, float] = {}
@@ -190,6 +190,11 @@ class Trainer:
         self._stop_requested = False
 
     # ------------------------------------------------------------------ state
+    @staticmethod
+    def empty_partial() -> Dict[str, Any]:
+        """The accumulators of an epoch not yet started: summed loss, examples, gradient norms, seconds."""
+        return {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
+
     def state_dict(self) -> Dict[str, Any]:
         """Everything :meth:`fit` needs to continue (tensors and plain Python values only)."""
         return {
@@ -349,7 +354,7 @@ class Trainer:
                     self._best_value, self._best_epoch, self._best_valid = valid[self.metric], epoch + 1, valid
                     self._best_state = copy.deepcopy(self.model.state_dict())
                 self._epoch, self._batch = epoch + 1, 0
-                self._partial = {'total': 0.0, 'count': 0, 'norms': [], 'seconds': 0.0}
+                self._partial = self.empty_partial()
                 main = self.dist.is_main
                 if self.on_epoch is not None and main:
                     self.on_epoch(record, improved)
