@@ -16,13 +16,24 @@ def run(script, *args, timeout=600):
 
 
 def test_ablation_prints_all_eight_variants(tmp_path):
+    import json
     data = write_dataset(tmp_path / 'mm', num_users=20, num_items=25, modalities={'v': 4, 't': 3})
     out = run('ablation.py', str(data), '--epochs', '1', '--out', str(tmp_path / 'abl'),
               '--set', 'model.embedding_dim=8', '--set', 'model.denoiser_hidden=[8]')
-    names = ['DiffCL_baseline', 'DiffCL_diff', 'DiffCL_align', 'DiffCL_h', 'DiffCL_diff+align', 'DiffCL_diff+h',
-             'DiffCL_align+h']
-    table = out.split('R@10')[-1]
-    assert all(f'\n{n} ' in table for n in names) and '\nDiffCL ' in table
+    names = ['DiffCL_baseline', 'DiffCL_h', 'DiffCL_align', 'DiffCL_align+h', 'DiffCL_diff', 'DiffCL_diff+h',
+             'DiffCL_diff+align', 'DiffCL']
+    rows = [line.split('|')[1].strip() for line in out.splitlines() if line.startswith('| DiffCL')]
+    assert rows == names
+    # Each variant ran with its own switches (read back from the run directory, not from the table).
+    flags = {}
+    for name in names:
+        key = name.lower().replace('_', '-').replace('+', '-')
+        cfg = (tmp_path / 'abl' / f'{key}-s0' / 'config.yaml').read_text()
+        flags[name] = tuple(f'{k}: true' in cfg for k in ('use_diffusion', 'use_alignment', 'use_item_graph'))
+        assert json.loads((tmp_path / 'abl' / f'{key}-s0' / 'metrics.json').read_text())['epochs_run'] == 1
+    assert flags['DiffCL_baseline'] == (False, False, False) and flags['DiffCL'] == (True, True, True)
+    assert flags['DiffCL_diff+h'] == (True, False, True) and flags['DiffCL_align'] == (False, True, False)
+    assert len(set(flags.values())) == 8
 
 
 def test_ablation_only_trains_the_named_variants(tmp_path):
@@ -30,10 +41,8 @@ def test_ablation_only_trains_the_named_variants(tmp_path):
     args = ['--epochs', '1', '--out', str(tmp_path / 'abl'), '--set', 'model.embedding_dim=8',
             '--set', 'model.denoiser_hidden=[8]']
     out = run('ablation.py', str(data), *args, '--only', 'DiffCL_h')
-    assert sorted(p.name for p in (tmp_path / 'abl').iterdir()) == ['DiffCL_h']
-    assert '\nDiffCL_h ' in out and '\nDiffCL_baseline ' not in out
-    out = run('ablation.py', str(data), *args, '--only', 'DiffCL_baseline')  # the table shows both now
-    assert '\nDiffCL_h ' in out and '\nDiffCL_baseline ' in out
+    assert sorted(p.name for p in (tmp_path / 'abl').iterdir()) == ['diffcl-h-s0']
+    assert '| DiffCL_h |' in out and '| DiffCL_baseline |' not in out
 
 
 def test_grid_search_selects_on_validation(tmp_path):

@@ -5,6 +5,7 @@ A table is a YAML file, ``pyg_diffcl/configs/tables/<name>.yaml`` (or any path):
 
     data: tiktok                 # an embedded data set or a directory
     seeds: [0, 1, 2]
+    metrics: [recall@20, ndcg@20, recall@50, ndcg@50]   # the test columns (optional; these by default)
     rows:
       - name: LightGCN           # the row's label in the table
         model: lightgcn          # the packaged settings of an embedded data set apply, then `set`
@@ -13,7 +14,10 @@ A table is a YAML file, ``pyg_diffcl/configs/tables/<name>.yaml`` (or any path):
 Every (row, seed) is one run directory ``OUT/<row>-s<seed>`` (default ``OUT = runs/reproduce-<name>``),
 trained with the same code path as ``pyg-diffcl train`` (validation selects the epoch; test once, for the
 selected weights). A finished run whose configuration is the one asked for is reused, an interrupted one
-(``last.pt``) is resumed, so an interrupted reproduction continues where it stopped. The figures are
+(``last.pt``) is resumed, so an interrupted reproduction continues where it stopped. Tables share runs: a
+finished run of the same configuration in a sibling directory of ``OUT`` (another table's, say
+``runs/reproduce-tiktok/diffcl-s0`` for the full model's row of an ablation table) is reused too, since the
+configuration, seed included, determines a CPU run bit for bit. The figures are
 mean ± sample standard deviation (n - 1) over the seeds.
 
 The README holds each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->``;
@@ -35,8 +39,9 @@ from ..errors import ConfigError
 from .config import CONFIG_DIR, RunConfig, from_dict, packaged_config, parse_set, resolve_config
 
 TABLES_DIR = CONFIG_DIR / 'tables'
-#: The test metrics of a table, in column order.
+#: The test metrics of a table, in column order, unless the table's ``metrics`` says otherwise.
 TEST_KEYS = ('recall@20', 'ndcg@20', 'recall@50', 'ndcg@50')
+_METRIC = re.compile(r'(recall|ndcg|precision|map|hitrate)@[1-9][0-9]*')
 
 
 @dataclass
@@ -65,7 +70,20 @@ def load_table(table: str) -> Tuple[str, Dict[str, Any]]:
             raise ConfigError(f'{path}: row {n + 1} needs a name and a model')
     spec.setdefault('seeds', [0])
     spec.setdefault('data', 'tiktok')
+    check_spec(spec, str(path))
     return path.stem, spec
+
+
+def check_spec(spec: Dict[str, Any], where: str) -> None:
+    """Check a table's ``metrics`` and rows (names unique, so that run directories do not collide)."""
+    metrics = spec.setdefault('metrics', list(TEST_KEYS))
+    if (not isinstance(metrics, list) or not metrics
+            or not all(isinstance(m, str) and _METRIC.fullmatch(m) for m in metrics)):
+        raise ConfigError(f"{where}: metrics must be a non-empty list like [recall@20, ndcg@20], got {metrics!r}")
+    keys = [row_key(str(r['name'])) for r in spec['rows']]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ConfigError(f'{where}: row names must differ (after lower-casing and dropping punctuation): {dup}')
 
 
 def row_key(name: str) -> str:
@@ -91,6 +109,19 @@ def _finished(run_dir: Path, config: RunConfig) -> bool:
         return False
 
 
+def _same_run_elsewhere(out: Path, config: RunConfig) -> Optional[Path]:
+    """A finished run of exactly :obj:`config` in a sibling of :obj:`out` (another table's run directory)."""
+    if not out.parent.is_dir():
+        return None
+    for other in sorted(out.parent.iterdir()):
+        if other == out or not other.is_dir():
+            continue
+        for run_dir in sorted(other.iterdir()):
+            if (run_dir / 'metrics.json').is_file() and _finished(run_dir, config):
+                return run_dir
+    return None
+
+
 def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -98,10 +129,21 @@ def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
 def run_table(table: str, out: Optional[str | Path] = None, seeds: Optional[Sequence[int]] = None,
               rows: Optional[Sequence[str]] = None, extra: Sequence[str] = (), log=print) -> List[RowResult]:
     """Train (or reuse, or resume) every (row, seed) of a table; the aggregated rows."""
+    name, spec = load_table(table)
+    return run_spec(name, spec, out, seeds, rows, extra, log)
+
+
+def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
+             seeds: Optional[Sequence[int]] = None, rows: Optional[Sequence[str]] = None,
+             extra: Sequence[str] = (), log=print) -> List[RowResult]:
+    """:func:`run_table` for a table given as a dictionary (see the module docstring for its keys)."""
     import json
+    import shutil
 
     from .run import RESUME_CHECKPOINT, resume_run, train_run
-    name, spec = load_table(table)
+    spec = dict(spec)
+    spec.setdefault('seeds', [0])
+    check_spec(spec, f'table {name}')
     out = Path(out) if out is not None else Path('runs') / f'reproduce-{name}'
     seeds = [int(s) for s in (seeds if seeds is not None else spec['seeds'])]
     chosen = [r for r in spec['rows'] if rows is None or r['name'] in rows or row_key(r['name']) in rows]
@@ -116,8 +158,17 @@ def run_table(table: str, out: Optional[str | Path] = None, seeds: Optional[Sequ
             config = row_config(spec, row, seed, extra)
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
+            twin = None if (_finished(run_dir, config) or (run_dir / RESUME_CHECKPOINT).is_file()) \
+                else _same_run_elsewhere(out, config)
+            if twin is not None:
+                # Copied, not linked: the table's directory stays whole if the other table's is deleted.
+                log(f"[reproduce] {row['name']} seed {seed}: reusing {twin} (the same configuration) -> {run_dir}")
+                if run_dir.exists():
+                    shutil.rmtree(run_dir)
+                shutil.copytree(twin, run_dir, ignore=shutil.ignore_patterns('last.pt', '*.tmp'))
             if _finished(run_dir, config):
-                log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
+                if twin is None:
+                    log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
             elif (run_dir / RESUME_CHECKPOINT).is_file() and (run_dir / 'config.yaml').is_file():
                 log(f"[reproduce] {row['name']} seed {seed}: resuming {run_dir}")
                 resume_run(run_dir, quiet=True, log=log)
@@ -125,7 +176,11 @@ def run_table(table: str, out: Optional[str | Path] = None, seeds: Optional[Sequ
                 log(f"[reproduce] {row['name']} seed {seed}: training -> {run_dir}")
                 train_run(config, run_dir, overwrite=True, quiet=True, log=log)
             metrics.append(json.loads((run_dir / 'metrics.json').read_text()))
-        test = {k: _mean_std([m['test'][k] for m in metrics]) for k in TEST_KEYS}
+            missing = [k for k in spec['metrics'] if k not in metrics[-1]['test']]
+            if missing:
+                raise ConfigError(f"table {name}: {run_dir}/metrics.json has no test {', '.join(missing)} "
+                                  f"(computed: {', '.join(metrics[-1]['test'])}); set eval.ks to include them")
+        test = {k: _mean_std([m['test'][k] for m in metrics]) for k in spec['metrics']}
         results.append(RowResult(row['name'], seeds, test, _mean_std([m['valid']['recall@20'] for m in metrics]),
                                  [m['best_epoch'] for m in metrics], dirs))
     return results
@@ -133,11 +188,12 @@ def run_table(table: str, out: Optional[str | Path] = None, seeds: Optional[Sequ
 
 def markdown(results: Sequence[RowResult]) -> str:
     """The table as the README shows it."""
-    head = ('| model | seeds | ' + ' | '.join(f'test {k}' for k in TEST_KEYS)
+    keys = list(results[0].test) if results else list(TEST_KEYS)
+    head = ('| model | seeds | ' + ' | '.join(f'test {k}' for k in keys)
             + ' | valid recall@20 | selected epochs |')
-    lines = [head, '|' + ' --- |' * (len(TEST_KEYS) + 4)]
+    lines = [head, '|' + ' --- |' * (len(keys) + 4)]
     for r in results:
-        cells = [f'{m:.4f} ± {s:.4f}' for m, s in (r.test[k] for k in TEST_KEYS)]
+        cells = [f'{m:.4f} ± {s:.4f}' for m, s in (r.test[k] for k in keys)]
         lines.append(f"| {r.name} | {', '.join(map(str, r.seeds))} | {' | '.join(cells)} | "
                      f"{r.valid[0]:.4f} ± {r.valid[1]:.4f} | {', '.join(map(str, r.epochs))} |")
     return '\n'.join(lines)
@@ -188,7 +244,7 @@ def compare(results: Sequence[RowResult], claims: Dict[str, Dict[str, Tuple[floa
     """``(row, metric, stated, reproduced, within the stated std)`` for every row and test metric."""
     out = []
     for r in results:
-        for k in TEST_KEYS:
+        for k in r.test:
             claim = claims.get(r.name, {}).get(k)
             ok = None if claim is None else abs(r.test[k][0] - claim[0]) <= claim[1] + 5e-5  # 4-decimal rounding
             out.append((r.name, k, claim, r.test[k], ok))
