@@ -297,7 +297,7 @@ class LD4MRec(Recommender):
             raise ValueError(f'steps must be in 1..{T}, got {steps}')
         noise = self.user_noise(users, seed).to(x0.device)
         x_t = self.diffusion.q_sample(x0, torch.full((users.numel(),), steps, device=x0.device), noise)
-        return self.diffusion.p_sample_loop(lambda x, t: self.denoise(x, users, t), x_t, steps)
+        return self.diffusion.p_sample_loop(lambda x, t: self.denoise(x, users, t.expand(x.size(0))), x_t, steps)
 
     def user_noise(self, users: Tensor, seed: int = 0) -> Tensor:
         """Standard normal noise ``[len(users), num_items]``, each row drawn from a CPU generator seeded with

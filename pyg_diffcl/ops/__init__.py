@@ -8,6 +8,7 @@ from .item_graph import item_knn_graph
 from .allocator import tune_allocator
 from .features import FEATURE_NORMS, prepare_features
 from .rows import csr_rows, gather_rows
+from .normalize import row_normalize
 from .svd import collaborative_signals, interaction_matrix, truncated_svd
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     'prepare_features',
     'csr_rows',
     'gather_rows',
+    'row_normalize',
     'collaborative_signals',
     'interaction_matrix',
     'truncated_svd',

@@ -20,6 +20,11 @@ class DenoisingMLP(torch.nn.Module):
     Its output is read as :math:`\hat{\mathbf{x}}_0` or as the noise by
     :class:`~pyg_diffcl.nn.GaussianDiffusion` (argument ``predict`` there).
 
+    The first layer is computed as :math:`\mathbf{W}_x \mathbf{x} + (\mathbf{W}_e \mathbf{e}_t +
+    \mathbf{b})` with its weight split by columns, the same map as on the concatenation, and the step term
+    is computed once per distinct step: in a reverse chain every row is at the same step, so it is one row
+    broadcast over the batch instead of a ``[B, time_dim]`` embedding and a ``[B, dim + time_dim]`` copy.
+
     Args:
         dim (int): Input and output size.
         hidden (Sequence[int], optional): Hidden layer sizes. (default: :obj:`(256,)`)
@@ -45,12 +50,20 @@ class DenoisingMLP(torch.nn.Module):
             torch.nn.init.zeros_(lin.bias)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        temb = self.time_lin(timestep_embedding(t, self.time_dim))
+        """:obj:`t`: ``[B]`` steps, or a single step (one element) shared by every row."""
+        steps, inverse = (t.reshape(1), None) if t.numel() == 1 else torch.unique(t, return_inverse=True)
+        temb = self.time_lin(timestep_embedding(steps, self.time_dim))
         if self.norm:
             x_t = torch.nn.functional.normalize(x_t, dim=-1)
-        h = torch.cat([self.dropout(x_t), temb], dim=-1)
+        first = self.layers[0]
+        w_x, w_t = first.weight[:, :self.dim], first.weight[:, self.dim:]
+        step_term = torch.nn.functional.linear(temb, w_t, first.bias)
+        if inverse is not None and steps.numel() > 1:
+            step_term = step_term[inverse]
+        h = torch.nn.functional.linear(self.dropout(x_t), w_x) + step_term
         for k, lin in enumerate(self.layers):
-            h = lin(h)
+            if k > 0:
+                h = lin(h)
             if k < len(self.layers) - 1:
                 h = torch.tanh(h)
         return h

@@ -116,6 +116,10 @@ class GaussianDiffusion(torch.nn.Module):
 
     def posterior_mean(self, x0_pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         r""":math:`\tilde{\mu}_t(\mathbf{x}_t, \hat{\mathbf{x}}_0)`."""
+        if t.numel() == 1:  # one step for every row: scalar coefficients, one fused multiply-add
+            k = int(t.reshape(())) - 1
+            return torch.add(x0_pred * float(self.posterior_mean_coef1[k]), x_t,
+                             alpha=float(self.posterior_mean_coef2[k]))
         return self._at(self.posterior_mean_coef1, t, x_t) * x0_pred + \
             self._at(self.posterior_mean_coef2, t, x_t) * x_t
 
@@ -130,13 +134,15 @@ class GaussianDiffusion(torch.nn.Module):
         r"""Run the reverse process from step :obj:`start_step` (default :math:`T`) down to 1:
         :math:`\mathbf{x}_{t-1} = \tilde{\mu}_t` (plus :math:`\sqrt{\tilde{\beta}_t}\,\mathbf{z}` for
         :math:`t > 1` when :obj:`sampling_noise`). :obj:`denoiser(x_t, t)` predicts :math:`\mathbf{x}_0`
-        (``predict='x0'``) or the noise (``'eps'``). Differentiable: gradients flow through every step."""
+        (``predict='x0'``) or the noise (``'eps'``), with :obj:`t` a one-element tensor (every row is at that
+        step; :class:`DenoisingMLP` broadcasts it). Differentiable: gradients flow through every step."""
         start = self.num_steps if start_step is None else int(start_step)
         if not 1 <= start <= self.num_steps:
             raise ValueError(f'start_step must be in 1..{self.num_steps}, got {start}')
         x = x_t
         for step in range(start, 0, -1):
-            t = torch.full((x.size(0),), step, device=x.device, dtype=torch.long)
+            # one step for all rows: a one-element t, which the coefficients broadcast and a denoiser may too
+            t = torch.full((1,), step, device=x.device, dtype=torch.long)
             out = denoiser(x, t)
             x0_pred = out if predict == 'x0' else self.x0_from_eps(x, t, out)
             x = self.posterior_mean(x0_pred, x, t)

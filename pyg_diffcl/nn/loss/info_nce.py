@@ -1,8 +1,37 @@
 from __future__ import annotations
 
+from typing import Any, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ...ops import row_normalize
+
+
+class _InfoNCE(torch.autograd.Function):
+    r"""Mean over rows of :math:`\mathrm{logsumexp}_b S_{ab} - S_{aa}` with :math:`\mathbf{S} = c\,
+    \mathbf{Z}_1\mathbf{Z}_2^\top`, as one node whose backward is
+    :math:`(\mathrm{softmax}(\mathbf{S}) - \mathbf{I})\,\mathbf{Z}_2\,c / n` (and its transpose times
+    :math:`\mathbf{Z}_1` for :math:`\mathbf{Z}_2`): two passes over the :math:`n \times n` matrix, where
+    cross-entropy's autograd adds a zero-filled one-hot gradient and more :math:`n \times n` temporaries."""
+    @staticmethod
+    def forward(ctx: Any, z1: Tensor, z2: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        s = torch.mm(z1, z2.t()).mul_(scale)
+        lse = torch.logsumexp(s, dim=1, keepdim=True)
+        loss = (lse.sum() - s.diagonal().sum()) / s.size(0)
+        ctx.save_for_backward(z1, z2, s, lse)
+        ctx.scale = scale
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, Tensor, None]:  # type: ignore[override]
+        z1, z2, s, lse = ctx.saved_tensors
+        n = s.size(0)
+        g = (s - lse).exp_()  # softmax (a new buffer: the saved s stays valid for a second backward)
+        g.diagonal().sub_(1.0)
+        g.mul_(grad * (ctx.scale / n))
+        return g @ z2, g.t() @ z1, None
 
 
 class InfoNCE(torch.nn.Module):
@@ -36,13 +65,12 @@ class InfoNCE(torch.nn.Module):
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         if z1.shape != z2.shape:
             raise ValueError(f'views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}')
-        z1, z2 = F.normalize(z1, dim=-1), F.normalize(z2, dim=-1)
-        logits = z1 @ z2.t() / self.tau
-        target = torch.arange(z1.size(0), device=z1.device)
-        loss = F.cross_entropy(logits, target)
+        z1, z2 = row_normalize(z1), row_normalize(z2)
         if self.symmetric:
-            loss = 0.5 * (loss + F.cross_entropy(logits.t(), target))
-        return loss
+            logits = (z1 * (1.0 / self.tau)) @ z2.t()
+            target = torch.arange(z1.size(0), device=z1.device)
+            return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+        return _InfoNCE.apply(z1, z2, 1.0 / self.tau)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(tau={self.tau}, symmetric={self.symmetric})'
