@@ -98,10 +98,12 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     rp = sub.add_parser('reproduce', help="rerun a README results table and compare with the stated figures")
-    rp.add_argument('table', help='a packaged table name (tiktok) or a table YAML file')
+    rp.add_argument('table', help='a packaged table name (tiktok, tiktok-variants, tiktok-ablation) or a table '
+                                   'YAML file')
     rp.add_argument('--out', default=None, help='where the run directories go (default: runs/reproduce-TABLE)')
     rp.add_argument('--seeds', default=None, help="comma-separated seeds (default: the table's)")
-    rp.add_argument('--rows', default=None, help='comma-separated row names (default: all)')
+    rp.add_argument('--rows', default=None, help='comma-separated row names, or their lower-case hyphenated '
+                                                   'keys (default: all)')
     rp.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
                     help='an override for every run (repeatable)')
     rp.add_argument('--readme', default='README.md', help='the README holding the stated table')

@@ -67,3 +67,59 @@ def test_packaged_tiktok_table():
 def test_unknown_table(tmp_path):
     res = run_cli('reproduce', 'nope')
     assert res.returncode == 2 and 'no such table' in res.stderr and 'tiktok' in res.stderr
+
+
+def test_tables_share_runs_and_choose_their_columns(tmp_path):
+    """A second table reuses (copies) the first table's finished run of an identical configuration and trains
+    only the new one; its `metrics` key picks the test columns."""
+    data = write_dataset(tmp_path / 'toy', num_users=30, num_items=25, modalities={})
+    base = f'data: {data}\nseeds: [0]\n'
+    mf = '  - name: {name}\n    model: mf\n    set: [train.epochs=2, model.embedding_dim={d}]\n'
+    (tmp_path / 'a.yaml').write_text(base + 'rows:\n' + mf.format(name='MF', d=8))
+    (tmp_path / 'b.yaml').write_text(base + 'metrics: [recall@10, ndcg@10]\nrows:\n'
+                                     + mf.format(name='MF again', d=8) + mf.format(name='MF wider', d=16))
+    runs = tmp_path / 'runs'
+    res = run_cli('reproduce', str(tmp_path / 'a.yaml'), '--out', str(runs / 'reproduce-a'), '--readme',
+                  str(tmp_path / 'none.md'))
+    assert res.returncode == 0, res.stderr
+    res = run_cli('reproduce', str(tmp_path / 'b.yaml'), '--out', str(runs / 'reproduce-b'), '--readme',
+                  str(tmp_path / 'none.md'))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count('(the same configuration)') == 1 and res.stderr.count('training ->') == 1
+    first = json.loads((runs / 'reproduce-a' / 'mf-s0' / 'metrics.json').read_text())
+    copied = json.loads((runs / 'reproduce-b' / 'mf-again-s0' / 'metrics.json').read_text())
+    assert copied == first
+    header = next(line for line in res.stdout.splitlines() if line.startswith('| model |'))
+    assert 'test recall@10 | test ndcg@10 | valid recall@20' in header and 'recall@50' not in header
+    wider = json.loads((runs / 'reproduce-b' / 'mf-wider-s0' / 'metrics.json').read_text())
+    row = next(line for line in res.stdout.splitlines() if line.startswith('| MF wider |'))
+    assert f"{wider['test']['recall@10']:.4f} ± 0.0000" in row
+
+
+def test_bad_tables(tmp_path):
+    data = write_dataset(tmp_path / 'toy', num_users=10, num_items=8, modalities={})
+    cases = {
+        'metrics: [recall@x]\nrows:\n  - {name: A, model: mf}\n': 'metrics must be a non-empty list',
+        'rows:\n  - {name: A b, model: mf}\n  - {name: a-B, model: mf}\n': 'row names must differ',
+        'rows:\n  - {name: A}\n': 'needs a name and a model',
+    }
+    for n, (body, message) in enumerate(cases.items()):
+        path = tmp_path / f't{n}.yaml'
+        path.write_text(f'data: {data}\n' + body)
+        res = run_cli('reproduce', str(path), '--out', str(tmp_path / 'r'))
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_packaged_variant_and_ablation_tables():
+    """The ablation table's rows are the 8 switch combinations, each once; every packaged row resolves."""
+    from pyg_diffcl.training.reproduce import row_config
+    _, spec = load_table('tiktok-ablation')
+    switches = set()
+    for row in spec['rows']:
+        m = row_config(spec, row, 0).model
+        switches.add((m.use_diffusion, m.use_alignment, m.use_item_graph))
+    assert len(switches) == 8 and spec['metrics'] == ['recall@10', 'recall@20', 'ndcg@10', 'ndcg@20']
+    _, spec = load_table('tiktok-variants')
+    assert spec['seeds'] == [0, 1, 2]
+    for row in spec['rows']:
+        assert row_config(spec, row, 1).train.seed == 1

@@ -52,7 +52,7 @@ class DenoisingMLP(torch.nn.Module):
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         """:obj:`t`: ``[B]`` steps, or a single step (one element) shared by every row."""
         steps, inverse = (t.reshape(1), None) if t.numel() == 1 else torch.unique(t, return_inverse=True)
-        temb = self.time_lin(timestep_embedding(steps, self.time_dim))
+        temb = self.time_lin(timestep_embedding(steps, self.time_dim).to(x_t.dtype))
         if self.norm:
             x_t = torch.nn.functional.normalize(x_t, dim=-1)
         first = self.layers[0]

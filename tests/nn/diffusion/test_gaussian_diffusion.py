@@ -109,3 +109,29 @@ def test_pair_is_two_independent_views():
     both = gen(torch.cat([x0, x0]))  # the same noise draw over the stacked rows
     assert torch.allclose(v1, both[:5]) and torch.allclose(v2, both[5:])
     assert not torch.allclose(v1, v2)
+
+
+def test_denoiser_is_the_mlp_on_the_concatenation_for_shared_and_per_row_steps():
+    """The split first layer and the once-per-step embedding against the textbook form, computed here from
+    the layer weights: MLP([x || W_t emb(t) + b_t])."""
+    torch.manual_seed(3)
+    f = DenoisingMLP(6, hidden=[5], time_dim=4, dropout=0.0).double()
+    x = torch.randn(8, 6, dtype=torch.double)
+
+    def reference(t):
+        temb = f.time_lin(timestep_embedding(t, 4).double())
+        h = torch.tanh(f.layers[0](torch.cat([x, temb], dim=-1)))
+        return f.layers[1](h)
+    steps = torch.tensor([1, 3, 3, 2, 1, 5, 5, 2])
+    assert torch.allclose(f(x, steps), reference(steps), atol=1e-12)
+    shared = f(x, torch.tensor([4]))
+    assert shared.shape == (8, 6)
+    assert torch.allclose(shared, reference(torch.full((8,), 4)), atol=1e-12)
+
+
+def test_posterior_mean_shared_step_equals_per_row_step():
+    d = GaussianDiffusion(5, 0.1, 1e-4, 0.02)
+    x0, xt = torch.randn(6, 3, dtype=torch.double), torch.randn(6, 3, dtype=torch.double)
+    for step in range(1, 6):
+        assert torch.allclose(d.posterior_mean(x0, xt, torch.tensor([step])),
+                              d.posterior_mean(x0, xt, torch.full((6,), step)), atol=1e-15)
