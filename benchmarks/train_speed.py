@@ -5,11 +5,15 @@ measured in the same run.
     python benchmarks/train_speed.py [--data tiktok|DIR] [--epochs 3] [--backend auto] [--diffcl] [--json out.json]
     python benchmarks/train_speed.py --diffcl --compare-backend edge_index   # what the kernel gain buys an epoch
     python benchmarks/train_speed.py --diffcl --ld4mrec                      # the three models side by side
+    python benchmarks/train_speed.py --diffcl --diffcl-parts                 # where the DiffCL epoch goes
 
 With ``--diffcl`` it also times a DiffCL epoch (the packaged settings for the data set when there are any, else
 the defaults; with ``--layers`` propagation layers, like the LightGCN it is compared with) and reports the
 peak resident memory of a fresh process that loads the data and trains one DiffCL epoch, and of one that
-trains one LightGCN epoch.
+trains one LightGCN epoch. With ``--diffcl-parts`` it also times DiffCL epochs with Table III's three
+components all off and each alone, and the :math:`1 + M` propagations of its graph encoders alone (every
+batch, forward and backward): the floor under the DiffCL epoch with this design, against which the 3x goal
+can be read.
 
 With ``--ld4mrec`` it also times an LD4MRec epoch (the packaged settings and batch size for the data set when
 there are any) and LD4MRec's inference over the validation and test users with both strategies in the same
@@ -37,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Dict
 from pathlib import Path
 
 import torch
@@ -72,10 +77,27 @@ def propagation_s(adj: BipartiteAdj, dim: int, layers: int, repeats: int = 20) -
     return median_ms(fwdbwd, repeats, torch.device('cpu')) / 1e3
 
 
-def diffcl_config(data: str, dim: int, layers: int) -> DiffCLConfig:
+def diffcl_config(data: str, dim: int, layers: int, **switches: bool) -> DiffCLConfig:
     values = dict(packaged_config(data, 'diffcl').get('model', {}))
-    values.update(embedding_dim=dim, num_layers=layers)
+    values.update(embedding_dim=dim, num_layers=layers, **switches)
     return DiffCLConfig(**values)
+
+
+def diffcl_parts(args: argparse.Namespace, ds: MMRecDataset, adj: BipartiteAdj, sampler: BPRSampler
+                 ) -> Dict[str, float]:
+    """Epoch seconds of DiffCL with the three Table III components all off, each alone, and the time of
+    its ``1 + M`` graph encoders' propagations alone (forward and backward, every batch)."""
+    out: Dict[str, float] = {}
+    names = ('use_diffusion', 'use_alignment', 'use_item_graph')
+    for label, on in (('all off', ()), ('+ diffusion contrast', names[:1]), ('+ alignment', names[1:2]),
+                      ('+ item graph', names[2:])):
+        torch.manual_seed(0)
+        model = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers,
+                                                 **{n: n in on for n in names}), ds)
+        trainer = Trainer(model, adj, sampler, None, show_progress=False)
+        out[label] = time_calls(lambda e: trainer.train_epoch(max(e, 0)), args.epochs)
+    out['propagations alone'] = (1 + len(ds.modalities)) * len(sampler) * propagation_s(adj, args.dim, args.layers)
+    return out
 
 
 def ld4mrec_setup(data: str):
@@ -123,6 +145,9 @@ def main() -> None:
     p.add_argument('--batch-size', type=int, default=2048)
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--diffcl', action='store_true', help='also time a DiffCL epoch (default config)')
+    p.add_argument('--diffcl-parts', action='store_true',
+                   help="also time DiffCL with Table III's components all off and each alone, and the floor "
+                        "that its 1 + M propagations set (where the DiffCL epoch goes)")
     p.add_argument('--ld4mrec', action='store_true',
                    help='also time an LD4MRec epoch and its forward-free vs common inference')
     p.add_argument('--compare-backend', default=None, metavar='B',
@@ -198,6 +223,8 @@ def main() -> None:
         diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), args.epochs)
         diffcl_rss, lightgcn_rss = peak_rss_child(args, 'diffcl'), peak_rss_child(args, 'lightgcn')
 
+    parts = diffcl_parts(args, ds, adj, sampler) if args.diffcl_parts else None
+
     ld = None
     if args.ld4mrec:
         cfg, ld_batch = ld4mrec_setup(args.data)
@@ -249,6 +276,7 @@ def main() -> None:
         'diffcl_epoch_s': diffcl_epoch,
         'diffcl_vs_lightgcn': None if diffcl_epoch is None else diffcl_epoch / ours_epoch,
         'diffcl_peak_rss_mib': diffcl_rss, 'lightgcn_peak_rss_mib': lightgcn_rss,
+        'diffcl_parts_epoch_s': parts,
         'ld4mrec': ld,
         'compare_backend': cmp,
     }
@@ -262,6 +290,11 @@ def main() -> None:
         print(f"{'pyg_diffcl DiffCL':28s}{diffcl_epoch:16.3f}  ({diffcl_epoch / ours_epoch:.2f}x our LightGCN epoch)")
         print(f"peak RSS of one training epoch in a fresh process: DiffCL {diffcl_rss:.0f} MiB, "
               f"LightGCN {lightgcn_rss:.0f} MiB")
+    if parts is not None:
+        print(f"DiffCL's epoch by component (s, and x our LightGCN epoch); the floor is its "
+              f"{1 + len(ds.modalities)} graph encoders' propagations alone:")
+        for label, sec in list(parts.items()) + ([('full model', diffcl_epoch)] if diffcl_epoch else []):
+            print(f'  {label:26s}{sec:10.3f}  ({sec / ours_epoch:.2f}x)')
     if ld is not None:
         rel = f"{ld['epoch_s'] / ours_epoch:.2f}x our LightGCN epoch"
         if diffcl_epoch is not None:

@@ -60,13 +60,16 @@ def test_train_speed_benchmark_runs(tmp_path):
     data = write_dataset(tmp_path / 'mm', num_users=30, num_items=25, modalities={'v': 4})
     script = EXAMPLES.parent / 'benchmarks' / 'train_speed.py'
     res = subprocess.run([sys.executable, str(script), '--data', str(data), '--epochs', '1', '--diffcl', '--ld4mrec',
-                          '--compare-backend', 'index_add', '--json', str(tmp_path / 'b.json')],
+                          '--diffcl-parts', '--compare-backend', 'index_add', '--json', str(tmp_path / 'b.json')],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / 'b.json').read_text())
     assert out['ours_epoch_s'] > 0 and out['pyg_lightgcn_epoch_s'] > 0 and out['diffcl_epoch_s'] > 0
     assert out['diffcl_peak_rss_mib'] > 0 and out['lightgcn_peak_rss_mib'] > 0
     assert 'speed-up per training epoch' in res.stdout
+    parts = out['diffcl_parts_epoch_s']
+    assert set(parts) == {'all off', '+ diffusion contrast', '+ alignment', '+ item graph', 'propagations alone'}
+    assert all(v > 0 for v in parts.values())
     cmp = out['compare_backend']
     assert cmp['backend'] == 'index_add' and cmp['propagation_b_s'] > 0 and cmp['diffcl_epoch_s'] > 0
     assert 'promised gain' in res.stdout
