@@ -301,7 +301,7 @@ class DiffCL(Recommender):
         if c.use_diffusion:
             cl_users = self._cl_nodes(torch.unique(batch.user))
             cl_items = self._cl_nodes(torch.unique(batch.pos_item))
-        nu, ni = cl_users.numel(), cl_items.numel()
+        nu = cl_users.numel()
         # Every matrix is read once, at all the rows the loss needs (each read's backward is a zero-filled
         # full-size gradient plus a scatter, so one read instead of three saves two of each).
         user_rows = torch.cat([batch.user, cl_users])
