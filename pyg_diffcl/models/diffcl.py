@@ -47,8 +47,11 @@ class DiffCLConfig:
     #: a modality's user side at layer 0: 'free' (MENTOR), 'items' (aggregated from the user's training
     #: items, MGCN/FREEDOM style) or 'id' (the ID user embedding, DiffMM style).
     modality_users: str = 'free'
-    #: Eq. 24's mu: 'convex' (sigmoid, in (0, 1)) or 'free' (unconstrained, as printed).
+    #: Eq. 24's mu: 'convex' (sigmoid, in (0, 1)), 'free' (unconstrained, as printed) or 'fixed' (0.5).
     fusion: str = 'convex'
+    #: the modality branches' own propagation depth and layer combination (None: num_layers, layer_combine).
+    modality_layers: Optional[int] = None
+    modality_combine: Optional[str] = None
     item_graph_k: int = 10
     item_graph_layers: int = 1
     diffusion_steps: int = 5
@@ -101,7 +104,10 @@ class DiffCL(Recommender):
     of the ``'modalities'`` only, or of ``'none'``: normalised rows keep the modality branches on one scale
     for the alignment, but make an L2 penalty on the ID embeddings (:obj:`id_reg_weight`) meaningless, so
     ``'modalities'`` is the one to combine with it. :obj:`layer_combine` = ``'mean'`` replaces Eq. 4's sum
-    with LightGCN's mean (a rescaling of the scores that changes what a given L2 weight means).
+    with LightGCN's mean (a rescaling of the scores that changes what a given L2 weight means);
+    :obj:`modality_layers` and :obj:`modality_combine` give the modality branches their own depth and
+    combination (MENTOR and FREEDOM use 1-2 summed layers there), so that the ID branch can be a tuned
+    LightGCN while the modality branches follow Eq. 4.
 
     **Diffusion views and contrast** (Eq. 6-17). For every modality, two views of :math:`\mathbf{E}_m` (before
     the item-graph enhancement) come from :class:`~pyg_diffcl.nn.DiffusionViewGenerator` (forward noise to
@@ -169,6 +175,11 @@ class DiffCL(Recommender):
         d = c.embedding_dim
         self.modalities = sorted(features)
         check_choice('feature_norm', c.feature_norm, FEATURE_NORMS)
+        check_choice('fusion', c.fusion, ('convex', 'free', 'fixed'))
+        if c.modality_combine is not None:
+            check_choice('modality_combine', c.modality_combine, ('mean', 'sum'))
+        if c.modality_layers is not None and c.modality_layers < 0:
+            raise ConfigError(f'modality_layers must be non-negative, got {c.modality_layers}')
         check_choice('modality_users', c.modality_users, MODALITY_USERS)
         check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
         for m, x in features.items():
@@ -182,6 +193,12 @@ class DiffCL(Recommender):
         if not 0.0 <= c.feat_dropout < 1.0:
             raise ConfigError(f'feat_dropout must be in [0, 1), got {c.feat_dropout}')
         self.propagation = LightGCNPropagation(c.num_layers, c.layer_combine)
+        mod_layers = c.num_layers if c.modality_layers is None else c.modality_layers
+        mod_combine = c.layer_combine if c.modality_combine is None else c.modality_combine
+        # registered only when it differs, so that the default model's state_dict keys stay those of older runs
+        self.modality_propagation: Optional[LightGCNPropagation] = (
+            None if (mod_layers, mod_combine) == (c.num_layers, c.layer_combine)
+            else LightGCNPropagation(mod_layers, mod_combine))
         self._norm_id, self._norm_mod = c.normalize_input == 'all', c.normalize_input in ('all', 'modalities')
         self.views = torch.nn.ModuleDict({
             m: DiffusionViewGenerator(
@@ -256,7 +273,7 @@ class DiffCL(Recommender):
         for m in self.modalities:
             item0 = self._layer0(self._dropout(self.proj[m](getattr(self, f"feat_{m}"))), self._norm_mod)
             user0 = self._layer0(self._modality_user0(m, adj, item0), self._norm_mod)
-            mods[m] = self.propagation(adj, user0, item0)
+            mods[m] = (self.modality_propagation or self.propagation)(adj, user0, item0)
         return id_pair, mods
 
     def _item_adj(self, m: str) -> Adjacency:

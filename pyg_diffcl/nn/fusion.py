@@ -21,21 +21,30 @@ class ModalityFusion(torch.nn.Module):
     * :math:`M > 2`: :math:`\mathbf{E} = \sum_m w_m \mathbf{E}_m`, :math:`\mathbf{w} =
       \mathrm{softmax}(\boldsymbol{\theta})`, weights on the simplex, equal (:math:`1/M`) at the start.
 
+    :obj:`mode='fixed'` keeps the starting weights (:math:`\mu` = :obj:`init` for :math:`M = 2`, :math:`1/M`
+    otherwise) and learns none: a convex mix of two vectors of similar length is longest at an end point, so
+    BPR, which rewards length, can push a learnable :math:`\mu` into a corner and discard a modality for its
+    geometry rather than its usefulness (on tiktok, :math:`\sigma(\theta)` reached 0.99 for the image).
+
     Args:
         num_modalities (int): :math:`M \geq 1`.
         init (float, optional): Initial :math:`\mu` for :math:`M = 2`. (default: :obj:`0.5`)
-        mode (str, optional): ``'convex'`` or ``'free'`` (:math:`M = 2` only). (default: :obj:`'convex'`)
+        mode (str, optional): ``'convex'``, ``'free'`` (:math:`M = 2` only) or ``'fixed'``.
+            (default: :obj:`'convex'`)
     """
     def __init__(self, num_modalities: int, init: float = 0.5, mode: str = 'convex') -> None:
         super().__init__()
         if num_modalities < 1:
             raise ValueError(f'need at least one modality, got {num_modalities}')
-        if mode not in ('convex', 'free'):
-            raise ValueError(f"mode must be 'convex' or 'free', got {mode!r}")
-        if mode == 'convex' and not 0.0 < init < 1.0:
+        if mode not in ('convex', 'free', 'fixed'):
+            raise ValueError(f"mode must be 'convex', 'free' or 'fixed', got {mode!r}")
+        if mode in ('convex', 'fixed') and not 0.0 < init < 1.0:
             raise ValueError(f'a convex fusion needs 0 < init < 1, got {init}')
         self.num_modalities, self.init, self.mode = num_modalities, init, mode
-        if num_modalities == 2:
+        if mode == 'fixed':
+            w = [init, 1.0 - init] if num_modalities == 2 else [1.0 / num_modalities] * num_modalities
+            self.register_buffer('fixed_weights', torch.tensor(w))
+        elif num_modalities == 2:
             #: mu itself ('free') or its logit ('convex')
             self.mu = torch.nn.Parameter(torch.tensor(0.0))
         elif num_modalities > 2:
@@ -43,6 +52,8 @@ class ModalityFusion(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if self.mode == 'fixed':
+            return
         if self.num_modalities == 2:
             with torch.no_grad():
                 self.mu.fill_(self.init if self.mode == 'free' else math.log(self.init / (1.0 - self.init)))
@@ -53,6 +64,8 @@ class ModalityFusion(torch.nn.Module):
         """The current weights :math:`(w_1, ..., w_M)`."""
         if self.num_modalities == 1:
             return torch.ones(1)
+        if self.mode == 'fixed':
+            return self.fixed_weights
         if self.num_modalities == 2:
             mu = self.mu if self.mode == 'free' else torch.sigmoid(self.mu)
             return torch.stack([mu, 1 - mu])

@@ -63,6 +63,27 @@ def test_normalize_modalities_only_and_mean_combination():
     assert torch.allclose(torch.cat(mods['audio']), (x0 + A @ x0 + A @ A @ x0) / 3, atol=1e-5)
 
 
+def test_modality_branches_have_their_own_depth_and_combination():
+    """num_layers=2 with the mean for the ID branch, one summed layer for the modalities (dense reference)."""
+    cfg = DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], normalize_input='modalities', layer_combine='mean',
+                       modality_layers=1, modality_combine='sum', feature_norm='none')
+    model, adj, R, feats = make(cfg)
+    model.eval()
+    N = dense_norm(R)
+    A = torch.zeros(22, 22)
+    A[:12, 12:], A[12:, :12] = N, N.t()
+    e_id, mods = model.encode(adj)
+    x0 = torch.cat([model.id_user.weight, model.id_item.weight])
+    assert torch.allclose(torch.cat(e_id), (x0 + A @ x0 + A @ A @ x0) / 3, atol=1e-5)
+    x0 = torch.cat([F.normalize(model.user_pref['image'].weight, dim=-1),
+                    F.normalize(model.proj['image'](feats['image']), dim=-1)])
+    assert torch.allclose(torch.cat(mods['image']), x0 + A @ x0, atol=1e-5)
+    with pytest.raises(ConfigError, match='modality_combine'):
+        make(DiffCLConfig(embedding_dim=8, modality_combine='max'))
+    with pytest.raises(ConfigError, match='fusion'):
+        make(DiffCLConfig(embedding_dim=8, fusion='learned'))
+
+
 def test_prepare_features():
     x = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 2.0], [5.0, 5.0, 8.0]])
     z = prepare_features(x, 'standardize')

@@ -110,3 +110,12 @@ def test_alignment_of_row_blocks_equals_alignment_of_the_concatenation():
         ref = torch.autograd.grad(al(*cat), cat)
         assert torch.allclose(torch.cat(grads[:2]), ref[0], atol=1e-12)
         assert torch.allclose(grads[2], ref[1][:7], atol=1e-12)
+
+
+def test_fixed_fusion_learns_nothing():
+    f = ModalityFusion(2, init=0.3, mode='fixed')
+    assert list(f.parameters()) == []
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    assert torch.allclose(f([a, b]), 0.3 * a + 0.7 * b)
+    g = ModalityFusion(3, mode='fixed')
+    assert torch.allclose(g([a, b, a]), (2 * a + b) / 3)
