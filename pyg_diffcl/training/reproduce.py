@@ -193,9 +193,11 @@ def markdown(results: Sequence[RowResult]) -> str:
             + ' | valid recall@20 | selected epochs |')
     lines = [head, '|' + ' --- |' * (len(keys) + 4)]
     for r in results:
-        cells = [f'{m:.4f} ± {s:.4f}' for m, s in (r.test[k] for k in keys)]
+        one = len(r.seeds) == 1  # one seed: the figure alone (no spread to state)
+        cell = (lambda m, s: f'{m:.4f}') if one else (lambda m, s: f'{m:.4f} ± {s:.4f}')
+        cells = [cell(*r.test[k]) for k in keys]
         lines.append(f"| {r.name} | {', '.join(map(str, r.seeds))} | {' | '.join(cells)} | "
-                     f"{r.valid[0]:.4f} ± {r.valid[1]:.4f} | {', '.join(map(str, r.epochs))} |")
+                     f"{cell(*r.valid)} | {', '.join(map(str, r.epochs))} |")
     return '\n'.join(lines)
 
 
@@ -221,9 +223,9 @@ def stated(readme: Path, name: str) -> Dict[str, Dict[str, Tuple[float, float]]]
         cells = [c.strip() for c in line.strip('|').split('|')]
         values = {}
         for col, cell in zip(header, cells):
-            m = re.fullmatch(r'([-+0-9.eE]+)\s*±\s*([-+0-9.eE]+)', cell)
-            if m and col.startswith('test '):
-                values[col[5:]] = (float(m.group(1)), float(m.group(2)))
+            m = re.fullmatch(r'([-+0-9.eE]+)(?:\s*±\s*([-+0-9.eE]+))?', cell)
+            if m and col.startswith('test '):  # a figure without a std is one seed's: std 0
+                values[col[5:]] = (float(m.group(1)), float(m.group(2) or 0.0))
         out[cells[0]] = values
     return out
 

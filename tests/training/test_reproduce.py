@@ -93,7 +93,15 @@ def test_tables_share_runs_and_choose_their_columns(tmp_path):
     assert 'test recall@10 | test ndcg@10 | valid recall@20' in header and 'recall@50' not in header
     wider = json.loads((runs / 'reproduce-b' / 'mf-wider-s0' / 'metrics.json').read_text())
     row = next(line for line in res.stdout.splitlines() if line.startswith('| MF wider |'))
-    assert f"{wider['test']['recall@10']:.4f} ± 0.0000" in row
+    assert f"| {wider['test']['recall@10']:.4f} |" in row and '±' not in row  # one seed: no spread shown
+    # the README block of a one-seed table reads back as (figure, std 0)
+    readme = tmp_path / 'R.md'
+    readme.write_text('<!-- reproduce:b -->\n<!-- /reproduce:b -->\n')
+    res = run_cli('reproduce', str(tmp_path / 'b.yaml'), '--out', str(runs / 'reproduce-b'), '--readme', str(readme),
+                  '--write-readme')
+    assert res.returncode == 0, res.stderr
+    got = stated(readme, 'b')['MF wider']['recall@10']
+    assert got == (pytest.approx(wider['test']['recall@10'], abs=5e-5), 0.0)
 
 
 def test_bad_tables(tmp_path):
