@@ -21,6 +21,14 @@ def make(cfg=None, modalities=(('image', 6), ('audio', 4)), seed=0):
     return model, BipartiteAdj(ei, 12, 10), R, feats
 
 
+def dense_adjacency(R):
+    """The symmetric normalised (users + items) x (users + items) adjacency of a 12 x 10 interaction matrix."""
+    N = dense_norm(R)
+    A = torch.zeros(22, 22)
+    A[:12, 12:], A[12:, :12] = N, N.t()
+    return A
+
+
 def batch():
     return BPRBatch(torch.tensor([0, 1, 1, 3]), torch.tensor([0, 2, 5, 1]), torch.tensor([4, 3, 3, 9]))
 
@@ -33,9 +41,7 @@ def test_needs_features():
 def test_encoder_is_lightgcn_sum_with_dense_reference():
     model, adj, R, feats = make()
     model.eval()
-    N = dense_norm(R)
-    A = torch.zeros(22, 22)
-    A[:12, 12:], A[12:, :12] = N, N.t()
+    A = dense_adjacency(R)
     e_id, mods = model.encode(adj)
     x0 = torch.cat([F.normalize(model.id_user.weight, dim=-1), F.normalize(model.id_item.weight, dim=-1)])
     ref = x0 + A @ x0 + A @ A @ x0  # Eq. 4: the sum of layers 0..2
@@ -52,9 +58,7 @@ def test_normalize_modalities_only_and_mean_combination():
                        feature_norm='none')
     model, adj, R, feats = make(cfg)
     model.eval()
-    N = dense_norm(R)
-    A = torch.zeros(22, 22)
-    A[:12, 12:], A[12:, :12] = N, N.t()
+    A = dense_adjacency(R)
     e_id, mods = model.encode(adj)
     x0 = torch.cat([model.id_user.weight, model.id_item.weight])  # the ID branch is not normalised
     assert torch.allclose(torch.cat(e_id), (x0 + A @ x0 + A @ A @ x0) / 3, atol=1e-5)
@@ -69,9 +73,7 @@ def test_modality_branches_have_their_own_depth_and_combination():
                        modality_layers=1, modality_combine='sum', feature_norm='none')
     model, adj, R, feats = make(cfg)
     model.eval()
-    N = dense_norm(R)
-    A = torch.zeros(22, 22)
-    A[:12, 12:], A[12:, :12] = N, N.t()
+    A = dense_adjacency(R)
     e_id, mods = model.encode(adj)
     x0 = torch.cat([model.id_user.weight, model.id_item.weight])
     assert torch.allclose(torch.cat(e_id), (x0 + A @ x0 + A @ A @ x0) / 3, atol=1e-5)
