@@ -296,16 +296,11 @@ class DiffCL(Recommender):
             out[m] = (u, i + h)
         return out
 
-    def _final(self, adj: BipartiteAdj) -> Tuple[Pair, Dict[str, Pair], Dict[str, Pair], Pair]:
-        e_id, mods = self.encode(adj)
-        enh = self.enhance(mods)
-        fused = (self.fusion([enh[m][0] for m in self.modalities]),
-                 self.fusion([enh[m][1] for m in self.modalities]))
-        return e_id, mods, enh, fused
-
     def get_embedding(self, adj: BipartiteAdj) -> Pair:
         """Concatenations ``[fused | id]``, so that the inner product is Eq. 30's score."""
-        e_id, _, _, fused = self._final(adj)
+        e_id, mods = self.encode(adj)
+        enh = self.enhance(mods)
+        fused = [self.fusion([enh[m][side] for m in self.modalities]) for side in (0, 1)]
         return torch.cat([fused[0], e_id[0]], dim=-1), torch.cat([fused[1], e_id[1]], dim=-1)
 
     # ---------------------------------------------------------------------------------------------- loss

@@ -15,15 +15,14 @@ class _RowNormalize(torch.autograd.Function):
         clamped = raw < eps
         norm = raw.clamp_min_(eps)
         y = x / norm
-        ctx.save_for_backward(y, norm, clamped if bool(clamped.any()) else None)
+        ctx.save_for_backward(y, norm, clamped)  # the mask is [N, 1]: no need to ask (and sync) whether any is set
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, None]:  # type: ignore[override]
         y, norm, clamped = ctx.saved_tensors
-        proj = (grad * y).sum(-1, keepdim=True)
-        if clamped is not None:  # y = x / eps is linear in x on a clamped row: no projection there
-            proj.masked_fill_(clamped, 0.0)
+        # y = x / eps is linear in x on a clamped row: no projection there
+        proj = (grad * y).sum(-1, keepdim=True).masked_fill_(clamped, 0.0)
         return torch.addcmul(grad, y, proj, value=-1.0).div_(norm), None
 
 

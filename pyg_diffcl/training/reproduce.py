@@ -63,19 +63,20 @@ def load_table(table: str) -> Tuple[str, Dict[str, Any]]:
         known = ', '.join(sorted(p.stem for p in TABLES_DIR.glob('*.yaml')))
         raise ConfigError(f'reproduce {table}: no such table (packaged: {known}; or give a YAML file)')
     spec = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(spec, dict) or not isinstance(spec.get('rows'), list) or not spec['rows']:
-        raise ConfigError(f'{path}: a table needs data, seeds and a non-empty list of rows')
-    for n, row in enumerate(spec['rows']):
-        if not isinstance(row, dict) or 'name' not in row or 'model' not in row:
-            raise ConfigError(f'{path}: row {n + 1} needs a name and a model')
-    spec.setdefault('seeds', [0])
-    spec.setdefault('data', 'tiktok')
     check_spec(spec, str(path))
     return path.stem, spec
 
 
-def check_spec(spec: Dict[str, Any], where: str) -> None:
-    """Check a table's ``metrics`` and rows (names unique, so that run directories do not collide)."""
+def check_spec(spec: Any, where: str) -> None:
+    """Check a table (rows with a name and a model, names unique so that run directories do not collide,
+    ``metrics``) and fill in its defaults (``seeds`` [0], ``data`` tiktok, ``metrics``), in place."""
+    if not isinstance(spec, dict) or not isinstance(spec.get('rows'), list) or not spec['rows']:
+        raise ConfigError(f'{where}: a table needs data, seeds and a non-empty list of rows')
+    for n, row in enumerate(spec['rows']):
+        if not isinstance(row, dict) or 'name' not in row or 'model' not in row:
+            raise ConfigError(f'{where}: row {n + 1} needs a name and a model')
+    spec.setdefault('seeds', [0])
+    spec.setdefault('data', 'tiktok')
     metrics = spec.setdefault('metrics', list(TEST_KEYS))
     if (not isinstance(metrics, list) or not metrics
             or not all(isinstance(m, str) and _METRIC.fullmatch(m) for m in metrics)):
@@ -100,24 +101,25 @@ def row_config(spec: Dict[str, Any], row: Dict[str, Any], seed: int, extra: Sequ
     return resolve_config(layers=layers)
 
 
-def _finished(run_dir: Path, config: RunConfig) -> bool:
+def _finished(run_dir: Path, wanted: Dict[str, Any]) -> bool:
+    """Whether :obj:`run_dir` holds a finished run whose configuration, as a dictionary, is :obj:`wanted`."""
     if not (run_dir / 'metrics.json').is_file() or not (run_dir / 'config.yaml').is_file():
         return False
     try:
-        return from_dict(yaml.safe_load((run_dir / 'config.yaml').read_text())).to_dict() == config.to_dict()
+        return from_dict(yaml.safe_load((run_dir / 'config.yaml').read_text())).to_dict() == wanted
     except Exception:  # noqa: BLE001 - an unreadable or older config: run again
         return False
 
 
-def _same_run_elsewhere(out: Path, config: RunConfig) -> Optional[Path]:
-    """A finished run of exactly :obj:`config` in a sibling of :obj:`out` (another table's run directory)."""
+def _same_run_elsewhere(out: Path, wanted: Dict[str, Any]) -> Optional[Path]:
+    """A finished run of exactly :obj:`wanted` in a sibling of :obj:`out` (another table's run directory)."""
     if not out.parent.is_dir():
         return None
     for other in sorted(out.parent.iterdir()):
         if other == out or not other.is_dir():
             continue
         for run_dir in sorted(other.iterdir()):
-            if (run_dir / 'metrics.json').is_file() and _finished(run_dir, config):
+            if _finished(run_dir, wanted):
                 return run_dir
     return None
 
@@ -142,7 +144,6 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
 
     from .run import RESUME_CHECKPOINT, resume_run, train_run
     spec = dict(spec)
-    spec.setdefault('seeds', [0])
     check_spec(spec, f'table {name}')
     out = Path(out) if out is not None else Path('runs') / f'reproduce-{name}'
     seeds = [int(s) for s in (seeds if seeds is not None else spec['seeds'])]
@@ -156,19 +157,19 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
         dirs = []
         for seed in seeds:
             config = row_config(spec, row, seed, extra)
+            wanted = config.to_dict()
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
-            twin = None if (_finished(run_dir, config) or (run_dir / RESUME_CHECKPOINT).is_file()) \
-                else _same_run_elsewhere(out, config)
+            done = _finished(run_dir, wanted)
+            twin = None if done or (run_dir / RESUME_CHECKPOINT).is_file() else _same_run_elsewhere(out, wanted)
             if twin is not None:
                 # Copied, not linked: the table's directory stays whole if the other table's is deleted.
                 log(f"[reproduce] {row['name']} seed {seed}: reusing {twin} (the same configuration) -> {run_dir}")
                 if run_dir.exists():
                     shutil.rmtree(run_dir)
                 shutil.copytree(twin, run_dir, ignore=shutil.ignore_patterns('last.pt', '*.tmp'))
-            if _finished(run_dir, config):
-                if twin is None:
-                    log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
+            elif done:
+                log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
             elif (run_dir / RESUME_CHECKPOINT).is_file() and (run_dir / 'config.yaml').is_file():
                 log(f"[reproduce] {row['name']} seed {seed}: resuming {run_dir}")
                 resume_run(run_dir, quiet=True, log=log)

@@ -58,14 +58,11 @@ class DenoisingMLP(torch.nn.Module):
         first = self.layers[0]
         w_x, w_t = first.weight[:, :self.dim], first.weight[:, self.dim:]
         step_term = torch.nn.functional.linear(temb, w_t, first.bias)
-        if inverse is not None and steps.numel() > 1:
+        if inverse is not None and steps.numel() > 1:  # distinct steps: one row per input row
             step_term = step_term[inverse]
         h = torch.nn.functional.linear(self.dropout(x_t), w_x) + step_term
-        for k, lin in enumerate(self.layers):
-            if k > 0:
-                h = lin(h)
-            if k < len(self.layers) - 1:
-                h = torch.tanh(h)
+        for lin in self.layers[1:]:  # tanh between layers, none after the last
+            h = lin(torch.tanh(h))
         return h
 
     def __repr__(self) -> str:
