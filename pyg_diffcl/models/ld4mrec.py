@@ -13,7 +13,8 @@ from ..errors import ConfigError, check_choice
 from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstructionLoss, StepSampler
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
-from ..ops import Adjacency, BipartiteAdj, collaborative_signals, csr_rows, gather_rows, item_knn_graph
+from ..ops import (Adjacency, BipartiteAdj, collaborative_maps, collaborative_signals, csr_rows, gather_rows,
+                   item_knn_graph)
 from ..ops.features import FEATURE_NORMS, check_feature_matrix, prepare_features
 from .base import Recommender
 
@@ -22,6 +23,7 @@ Pair = Tuple[Tensor, Tensor]
 INITIAL_STEPS = ('embedding', 'scalar', 'none')
 INFERENCES = ('forward_free', 'common')
 GATES = ('step', 'all')
+COND_SOURCES = ('observed', 'input')
 
 
 @dataclass
@@ -61,6 +63,9 @@ class LD4MRecConfig:
     gate: str = 'step'
     #: Training-time probability of dropping a user's conditions (an option outside the paper).
     cond_dropout: float = 0.0
+    #: What the conditions are computed from in training: ``'observed'`` (the whole training row, the
+    #: paper's reading) or ``'input'`` (the C-Net's dropped-out input row, an option outside the paper).
+    cond_source: str = 'observed'
     use_cg: bool = True
     use_pg: bool = True
 
@@ -92,6 +97,13 @@ class LD4MRec(Recommender):
     (:obj:`item_graph_layers`, the shared :func:`~pyg_diffcl.ops.item_knn_graph`; Eq. 16 itself has no
     item-item step, MGCN, which it cites, has one: 0 gives the literal Eq. 16) and aggregated into users with
     the symmetric normalisation; then column-standardised, :obj:`pref_norm`).
+    Both are linear in the behaviour row :math:`\mathbf{x}_u` (up to the standardisation), and the paper
+    computes them from the observed rows, which hold the very items the C-Net is trained to reconstruct.
+    :obj:`cond_source='input'` (an option outside the paper) computes them in training from the C-Net's
+    dropped-out input row instead, with the same mask (the model draws the input dropout itself), so the
+    network must predict the dropped items, as a denoising autoencoder does; the SVD half becomes the
+    fold-in :math:`\mathbf{x}_u\mathbf{V}_q\boldsymbol{\Sigma}_q^{-1}`
+    (:func:`~pyg_diffcl.ops.collaborative_maps`). At inference both read the observed row.
 
     **Training** (Eq. 6-8, Algorithm 1): batches of users; :math:`t` drawn by importance sampling
     (:class:`~pyg_diffcl.nn.StepSampler`, uniform until each step has a loss history), the C-Net predicts
@@ -135,7 +147,8 @@ class LD4MRec(Recommender):
                                      ('step_record', c.step_record, RECORDS),
                                      ('feature_norm', c.feature_norm, FEATURE_NORMS),
                                      ('pref_norm', c.pref_norm, FEATURE_NORMS),
-                                     ('reconstruction', c.reconstruction, RECONSTRUCTIONS)):
+                                     ('reconstruction', c.reconstruction, RECONSTRUCTIONS),
+                                     ('cond_source', c.cond_source, COND_SOURCES)):
             check_choice(name, value, choices)
         for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k'):
             if getattr(c, name) < 1:
@@ -158,7 +171,12 @@ class LD4MRec(Recommender):
         self.register_buffer('rowptr', rowptr, persistent=False)
         self.register_buffer('col', col, persistent=False)
 
-        # Conditions, computed once (no gradient): collaborative signals and modality preferences.
+        # Conditions, computed once (no gradient): collaborative signals and modality preferences. With
+        # cond_source='input' each is kept as a linear map of the behaviour row (item-side matrices, columns in
+        # condition order, and the users' d_u^{-1/2}), so training can apply it to the dropped-out row.
+        from_input = c.cond_source == 'input'
+        maps: List[Tensor] = []
+        collab = torch.zeros(num_users, 0)
         if c.use_cg:
             if c.svd_rank < 1:
                 raise ConfigError(f'svd_rank must be positive, got {c.svd_rank}')
@@ -166,16 +184,20 @@ class LD4MRec(Recommender):
             if rank < c.svd_rank:
                 warnings.warn(f'LD4MRec: svd_rank {c.svd_rank} exceeds min(users, items) = {rank}; using {rank}',
                               UserWarning)
-            collab = collaborative_signals(edge_index.cpu(), num_users, num_items, rank, c.svd_niter,
-                                           c.collab_scale)
-        else:
-            collab = torch.zeros(num_users, 0)
-        self.register_buffer('collab', collab)
+            if from_input:
+                maps += list(collaborative_maps(edge_index.cpu(), num_users, num_items, rank, c.svd_niter,
+                                                c.collab_scale)[:2])
+            else:
+                collab = collaborative_signals(edge_index.cpu(), num_users, num_items, rank, c.svd_niter,
+                                               c.collab_scale)
         pref_dims = []
+        prefs: Dict[str, Tensor] = {}
         if self.modalities:
             adj = BipartiteAdj(edge_index.cpu(), num_users, num_items)
             pref = ModalityPreference(c.item_graph_layers)
             item_graphs = dict(item_graphs or {})
+            deg_i = torch.bincount(col, minlength=num_items).float()
+            dinv_i = torch.where(deg_i > 0, deg_i.clamp(min=1).rsqrt(), torch.zeros_like(deg_i))
             for m in self.modalities:
                 x = features[m]
                 check_feature_matrix(m, x, num_items)
@@ -186,13 +208,40 @@ class LD4MRec(Recommender):
                     ei, w = item_graphs[m]
                     item_adj = Adjacency(ei.cpu(), w.cpu(), (num_items, num_items))
                 with torch.no_grad():
-                    p = pref(prepare_features(x.cpu(), c.feature_norm), adj, item_adj)
-                self.register_buffer(f'pref_{m}', prepare_features(p, c.pref_norm), persistent=False)
-                pref_dims.append(p.size(1))
+                    if from_input:
+                        maps.append(pref.item_features(prepare_features(x.cpu(), c.feature_norm), item_adj)
+                                    * dinv_i.unsqueeze(-1))
+                    else:
+                        prefs[m] = pref(prepare_features(x.cpu(), c.feature_norm), adj, item_adj)
+                pref_dims.append(features[m].size(1))
+        self.num_collab = 2 * rank if c.use_cg and from_input else collab.size(1)
+        if from_input:
+            deg_u = (rowptr[1:] - rowptr[:-1]).float()
+            self.register_buffer('cond_user_scale', torch.where(deg_u > 0, deg_u.clamp(min=1).rsqrt(),
+                                                                torch.zeros_like(deg_u)), persistent=False)
+            self.register_buffer('cond_weight', torch.cat(maps, dim=1) if maps else torch.zeros(num_items, 0),
+                                 persistent=False)
+            x_all = torch.sparse_csr_tensor(rowptr, col, torch.ones(col.numel()), (num_users, num_items),
+                                            check_invariants=False)
+            z = self.condition_rows(x_all @ self.cond_weight, self.cond_user_scale)
+            collab, rest = z[:, :self.num_collab], z[:, self.num_collab:]
+            prefs = dict(zip(self.modalities, rest.split(pref_dims, dim=1)))
+        self.register_buffer('collab', collab)
+        for m in self.modalities:
+            p = prefs[m]
+            if c.pref_norm == 'standardize':
+                # Kept (mean, std, mask) so that a condition computed from a corrupted row gets the same map.
+                std = p.std(dim=0, keepdim=True)
+                self.register_buffer(f'pref_{m}_shift', p.mean(dim=0, keepdim=True), persistent=False)
+                self.register_buffer(f'pref_{m}_std', torch.where(std > 1e-6, std, torch.ones_like(std)),
+                                     persistent=False)
+                self.register_buffer(f'pref_{m}_mask', (std > 1e-6).float(), persistent=False)
+            self.register_buffer(f'pref_{m}', self.normalize_preference(m, p), persistent=False)
 
         self.diffusion = GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max)
         self.step_sampler = StepSampler(c.diffusion_steps, c.step_sampling, record=c.step_record)
-        self.cnet = CNet(num_items, collab.size(1), pref_dims, c.fc_dim, c.hidden_dim, c.time_dim, c.dropout,
+        self.cnet = CNet(num_items, collab.size(1), pref_dims, c.fc_dim, c.hidden_dim, c.time_dim,
+                         0.0 if from_input else c.dropout,
                          c.use_cg, c.use_pg, c.gate)
         self.initial_step = (torch.nn.Embedding(num_users, c.time_dim if c.initial_step == 'embedding' else 1)
                              if c.initial_step != 'none' else None)
@@ -227,10 +276,33 @@ class LD4MRec(Recommender):
         x[row, item] = 1.0
         return x
 
-    def conditions(self, users: Tensor) -> Tuple[Optional[Tensor], List[Tensor]]:
-        """``(collaborative signals, [preference per modality])`` of :obj:`users`."""
-        collab = self.collab[users] if self.config.use_cg else None
-        return collab, [getattr(self, f'pref_{m}')[users] for m in self.modalities]
+    def normalize_preference(self, m: str, p: Tensor) -> Tensor:
+        """Modality :obj:`m`'s :obj:`pref_norm` applied to preference rows :obj:`p`; ``'standardize'`` uses the
+        column statistics of all users' observed rows (as :func:`~pyg_diffcl.ops.features.prepare_features`
+        computes them), whatever rows it is given."""
+        if self.config.pref_norm == 'standardize':
+            return (p - getattr(self, f'pref_{m}_shift')) / getattr(self, f'pref_{m}_std') \
+                * getattr(self, f'pref_{m}_mask')
+        return prepare_features(p, self.config.pref_norm)
+
+    def condition_rows(self, z: Tensor, user_scale: Tensor) -> Tensor:
+        """``cond_source='input'``: the raw conditions from :math:`\\mathbf{x}` times the item-side maps,
+        ``z = x @ cond_weight``: every column but the first SVD half is scaled by the user's
+        :math:`d_u^{-1/2}`."""
+        q = self.num_collab // 2
+        return torch.cat([z[:, :q], z[:, q:] * user_scale.unsqueeze(-1)], dim=1)
+
+    def conditions(self, users: Tensor, x: Optional[Tensor] = None) -> Tuple[Optional[Tensor], List[Tensor]]:
+        """``(collaborative signals, [preference per modality])`` of :obj:`users`: the stored ones, or, with
+        ``cond_source='input'`` and behaviour rows :obj:`x` given, the same maps applied to :obj:`x`."""
+        if x is None or self.config.cond_source != 'input':
+            collab = self.collab[users] if self.config.use_cg else None
+            return collab, [getattr(self, f'pref_{m}')[users] for m in self.modalities]
+        z = self.condition_rows(x @ self.cond_weight, self.cond_user_scale[users])
+        collab, rest = z[:, :self.num_collab], z[:, self.num_collab:]
+        prefs = rest.split([getattr(self, f'pref_{m}').size(1) for m in self.modalities], dim=1)
+        return (collab if self.config.use_cg else None), [self.normalize_preference(m, p)
+                                                          for m, p in zip(self.modalities, prefs)]
 
     def step_inputs(self, users: Tensor, t: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         r"""``(step, offset)`` for the step embedding of :obj:`users` at forward step :obj:`t` (1..T in
@@ -248,12 +320,12 @@ class LD4MRec(Recommender):
             return t + F.softplus(self.initial_step(users)).squeeze(-1), None
         return t, None
 
-    def denoise(self, x_t: Tensor, users: Tensor, t: Tensor) -> Tensor:
+    def denoise(self, x_t: Tensor, users: Tensor, t: Tensor, x_cond: Optional[Tensor] = None) -> Tensor:
         r""":math:`\hat{\mathbf{x}}_0 = f_\theta(\mathbf{x}_t, t + t^0_u, \mathbf{c}_u, \mathbf{p}_u)`. In
         training, with :obj:`cond_dropout` :math:`q > 0`, each user's conditions are zeroed with probability
         :math:`q` (classifier-free-guidance practice, outside the paper): the conditions are functions of the
         same behaviours, and without it the network can learn to ignore :math:`\mathbf{x}_t` (README)."""
-        collab, prefs = self.conditions(users)
+        collab, prefs = self.conditions(users, x_cond)
         q = self.config.cond_dropout
         if self.training and q > 0:
             keep = (torch.rand(users.numel(), 1, device=x_t.device) >= q).to(x_t.dtype)
@@ -268,7 +340,15 @@ class LD4MRec(Recommender):
         x0 = self.behaviours(users)
         t, weight = self.step_sampler.sample(users.numel(), x0.device)
         x_t = self.diffusion.q_sample(x0, t)
-        per_user = self.criterion(self.denoise(x_t, users, t), x0)
+        x_cond = None
+        p = self.config.dropout
+        if self.config.cond_source == 'input' and p > 0:
+            # The C-Net's input dropout, drawn here so that the conditions see the same kept items.
+            keep = (torch.rand_like(x0) >= p).to(x0.dtype) / (1.0 - p)
+            x_t, x_cond = x_t * keep, x0 * keep
+        elif self.config.cond_source == 'input':
+            x_cond = x0
+        per_user = self.criterion(self.denoise(x_t, users, t, x_cond), x0)
         self.step_sampler.update(t, per_user)
         return (weight * per_user).mean()
 

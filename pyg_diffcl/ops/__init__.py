@@ -9,7 +9,7 @@ from .allocator import tune_allocator
 from .features import FEATURE_NORMS, prepare_features
 from .rows import csr_rows, gather_rows
 from .normalize import row_normalize
-from .svd import collaborative_signals, interaction_matrix, truncated_svd
+from .svd import collaborative_maps, collaborative_signals, interaction_matrix, truncated_svd
 
 __all__ = [
     'bipartite_gcn_norm',
@@ -27,6 +27,7 @@ __all__ = [
     'csr_rows',
     'gather_rows',
     'row_normalize',
+    'collaborative_maps',
     'collaborative_signals',
     'interaction_matrix',
     'truncated_svd',

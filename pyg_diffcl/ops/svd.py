@@ -72,3 +72,43 @@ def collaborative_signals(edge_index: Tensor, num_users: int, num_items: int, ra
             halves.append(h / norm if norm > 0 else h)
         u, av = halves
     return torch.cat([u, av], dim=1)
+
+
+def collaborative_maps(edge_index: Tensor, num_users: int, num_items: int, rank: int, niter: int = 4,
+                       scale: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
+    r""":func:`collaborative_signals` written as a linear function of a user's behaviour row
+    :math:`\mathbf{x}_u`, so that it can be applied to a corrupted row:
+
+    .. math::
+        \mathbf{c}_u = \Big[\, \mathbf{x}_u \mathbf{W}_1 \;\Big\|\; d_u^{-1/2}\, \mathbf{x}_u \mathbf{W}_2 \Big],
+        \qquad \mathbf{W}_1 = \mathbf{V}_q \boldsymbol{\Sigma}_q^{-1} / n_1, \quad
+        \mathbf{W}_2 = \mathbf{D}_\mathcal{I}^{-1/2} \mathbf{V}_q / n_2
+
+    The first half uses :math:`\mathbf{U}_q = \mathbf{X}\mathbf{V}_q\boldsymbol{\Sigma}_q^{-1}` (exact for
+    the SVD, and to the randomized SVD's accuracy here); :math:`n_1, n_2` are the mean row norms of the two
+    halves over all users (1 without :obj:`scale`), so that on the observed rows this gives
+    :func:`collaborative_signals`' signal, computed from the same factors. Items without training
+    interactions get zero rows of :math:`\mathbf{W}_2`.
+
+    Returns:
+        ``(W_1 [num_items, q], W_2 [num_items, q], d_u^{-1/2} [num_users])``.
+    """
+    _, s, v = truncated_svd(edge_index, num_users, num_items, rank, niter)
+    ei = edge_index.long()
+    x = interaction_matrix(ei, num_users, num_items)
+    row, col = x.indices()
+    deg_u = torch.zeros(num_users).index_add_(0, row, torch.ones(row.numel()))
+    deg_i = torch.zeros(num_items).index_add_(0, col, torch.ones(col.numel()))
+    dinv_u = torch.where(deg_u > 0, deg_u.clamp(min=1).rsqrt(), torch.zeros_like(deg_u))
+    dinv_i = torch.where(deg_i > 0, deg_i.clamp(min=1).rsqrt(), torch.zeros_like(deg_i))
+    w1 = v / s.clamp(min=torch.finfo(s.dtype).tiny)
+    w2 = v * dinv_i.unsqueeze(-1)
+    if scale:
+        for w, rows in ((w1, None), (w2, dinv_u)):
+            h = torch.sparse.mm(x, w)
+            if rows is not None:
+                h = h * rows.unsqueeze(-1)
+            norm = h.norm(dim=1).mean()
+            if norm > 0:
+                w.div_(norm)
+    return w1, w2, dinv_u

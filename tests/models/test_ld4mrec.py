@@ -206,3 +206,57 @@ def test_condition_dropout_zeroes_conditions_in_training_only():
     assert torch.allclose(model.denoise(x, users, t), model.cnet(x, step, collab, prefs, off), atol=1e-6)
     with pytest.raises(ConfigError, match='cond_dropout'):
         make(cond_dropout=1.0)
+
+
+def test_conditions_from_the_input_row_are_the_same_linear_maps():
+    # cond_source='input': every condition is a fixed linear map of the behaviour row (plus the preference
+    # standardisation fitted on the observed rows). On the observed rows it gives the stored signals; on any
+    # other row it is the dense formula, computed here from R, the SVD factors and the item graph directly.
+    model, R = make(cond_source='input', svd_niter=30)
+    ref, _ = make(svd_niter=30)  # the default: signals of the observed rows, computed the usual way
+    users = torch.arange(12)
+    collab, prefs = model.conditions(users, R)
+    assert torch.allclose(collab, model.collab, atol=1e-5)
+    for m, p in zip(model.modalities, prefs):
+        assert torch.allclose(p, getattr(model, f'pref_{m}'), atol=1e-5)
+        assert torch.allclose(p, getattr(ref, f'pref_{m}'), atol=1e-4)  # Eq. 16's light GCN, standardised
+    # With a converged SVD, x V S^-1 is U (up to the column signs), so the two readings agree.
+    sign = torch.sign((model.collab * ref.collab).sum(0))
+    assert torch.allclose(model.collab * sign, ref.collab, atol=1e-4)
+
+    # A corrupted row, by hand: [x V S^-1 / n1 || d_u^-1/2 x D_i^-1/2 V / n2].
+    U_, S_, Vt = torch.linalg.svd(R)
+    du, di = R.sum(1), R.sum(0)
+    dui = torch.where(du > 0, du.rsqrt(), torch.zeros_like(du))
+    dii = torch.where(di > 0, di.rsqrt(), torch.zeros_like(di))
+    V, s = Vt[:3].t(), S_[:3]
+    n1 = (R @ V / s).norm(dim=1).mean()
+    n2 = (dui[:, None] * (R * dii) @ V).norm(dim=1).mean()
+    g = torch.Generator().manual_seed(1)
+    x = R * (torch.rand(R.shape, generator=g) > 0.5) * 2.0
+    c, _ = model.conditions(users, x)
+    want = torch.cat([x @ V / s / n1, dui[:, None] * (x * dii) @ V / n2], dim=1)
+    sign = torch.sign((c * want).sum(0))
+    assert torch.allclose(c * sign, want, atol=1e-4)
+
+
+def test_input_conditions_see_the_same_dropped_items_as_the_cnet():
+    model, R = make(cond_source='input', dropout=0.5)
+    assert model.cnet.dropout_p == 0.0  # the model draws the mask itself
+    seen = {}
+
+    def spy(x, step, collab, prefs, offset):
+        seen.update(x=x, collab=collab, prefs=prefs)
+        return torch.zeros_like(x)
+    model.cnet.forward = spy
+    model.train()
+    users = torch.arange(12)
+    model.loss(None, UserBatch(users))
+    keep = (seen['x'] != 0).float()  # x_t is noisy everywhere, so its zeros are exactly the dropped entries
+    assert 0.3 < keep.mean() < 0.7
+    collab, prefs = model.conditions(users, R * keep * 2.0)
+    assert torch.allclose(seen['collab'], collab, atol=1e-6)
+    for got, want in zip(seen['prefs'], prefs):
+        assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(ConfigError, match='cond_source'):
+        make(cond_source='noisy')

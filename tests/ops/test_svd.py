@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pyg_diffcl.ops import collaborative_signals, interaction_matrix, truncated_svd
+from pyg_diffcl.ops import collaborative_maps, collaborative_signals, interaction_matrix, truncated_svd
 
 
 def _low_rank_interactions(U=40, I=30, seed=0):
@@ -50,3 +50,25 @@ def test_collaborative_signals_against_a_dense_computation():
     cos = torch.nn.functional.normalize(cs[:, :3], dim=1)
     sim = cos @ cos.t()
     assert sim[:20, :20].mean() > sim[:20, 20:].mean() + 0.5
+
+
+def test_collaborative_maps_fold_in_against_a_dense_svd():
+    R = _low_rank_interactions()
+    R[3] = 0.0  # a user without interactions
+    R[:, 5] = 0.0  # an item without interactions
+    ei = R.nonzero().t()
+    w1, w2, dui = collaborative_maps(ei, *R.shape, rank=4, niter=20, scale=False)
+    U, S, Vt = torch.linalg.svd(R)
+    du, di = R.sum(1), R.sum(0)
+    assert torch.allclose(dui, torch.where(du > 0, du.rsqrt(), torch.zeros_like(du)))
+    # x W_1 is the fold-in x V S^-1, i.e. U on the observed rows; W_2 is D_i^-1/2 V (column signs free).
+    sign = torch.sign((R @ w1 * U[:, :4]).sum(0))
+    assert torch.allclose(R @ w1 * sign, U[:, :4], atol=1e-4)
+    want2 = Vt[:4].t() * torch.where(di > 0, di.rsqrt(), torch.zeros_like(di)).unsqueeze(-1)
+    sign = torch.sign((w2 * want2).sum(0))
+    assert torch.allclose(w2 * sign, want2, atol=1e-4)
+    assert torch.equal(w2[5], torch.zeros(4))
+    # scale=True: each half of the signal over all users has unit mean row norm.
+    w1, w2, dui = collaborative_maps(ei, *R.shape, rank=4, niter=20)
+    assert torch.isclose((R @ w1).norm(dim=1).mean(), torch.tensor(1.0), atol=1e-5)
+    assert torch.isclose((dui[:, None] * (R @ w2)).norm(dim=1).mean(), torch.tensor(1.0), atol=1e-5)

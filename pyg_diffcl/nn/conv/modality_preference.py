@@ -39,12 +39,17 @@ class ModalityPreference(torch.nn.Module):
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
 
-    def forward(self, x: Tensor, adj: BipartiteAdj, item_adj: Optional[Adjacency] = None) -> Tensor:
-        """:obj:`x` ``[num_items, F]`` item features -> ``[num_users, F]``."""
+    def item_features(self, x: Tensor, item_adj: Optional[Adjacency] = None) -> Tensor:
+        r""":math:`\tilde{\mathbf{F}} = \hat{\mathbf{S}}^{L} \mathbf{F}`, the item side alone: ``[num_items, F]``."""
         h = x
         if item_adj is not None:
             for _ in range(self.item_layers):
                 h = self.conv((h, h), item_adj)
+        return h
+
+    def forward(self, x: Tensor, adj: BipartiteAdj, item_adj: Optional[Adjacency] = None) -> Tensor:
+        """:obj:`x` ``[num_items, F]`` item features -> ``[num_users, F]``."""
+        h = self.item_features(x, item_adj)
         return self.conv((h, h), adj.item_to_user)
 
     def __repr__(self) -> str:
