@@ -94,7 +94,7 @@ def diffcl_parts(args: argparse.Namespace, ds: MMRecDataset, adj: BipartiteAdj, 
         torch.manual_seed(0)
         model = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers,
                                                  **{n: n in on for n in names}), ds)
-        trainer = Trainer(model, adj, sampler, None, show_progress=False)
+        trainer = Trainer(model, adj, sampler, None, show_progress=False, fused_adam=args.fused_adam)
         out[label] = time_calls(lambda e: trainer.train_epoch(max(e, 0)), args.epochs)
     out['propagations alone'] = (1 + len(ds.modalities)) * len(sampler) * propagation_s(adj, args.dim, args.layers)
     return out
@@ -112,6 +112,8 @@ def peak_rss_child(args: argparse.Namespace, model: str) -> float:
            '--batch-size', str(args.batch_size), '--backend', args.backend, '--rss-of', model]
     if args.default_malloc:
         cmd.append('--default-malloc')
+    if args.fused_adam:
+        cmd.append('--fused-adam')
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -131,7 +133,7 @@ def rss_of(args: argparse.Namespace) -> None:
         model = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds)
     else:
         model = LightGCN(ds.num_users, ds.num_items, args.dim, args.layers)
-    Trainer(model, adj, sampler, None, show_progress=False).train_epoch(0)
+    Trainer(model, adj, sampler, None, show_progress=False, fused_adam=args.fused_adam).train_epoch(0)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
@@ -153,6 +155,8 @@ def main() -> None:
     p.add_argument('--compare-backend', default=None, metavar='B',
                    help='also train on sparse backend B and compare the measured epochs with the promise of '
                         'the propagation kernels alone')
+    p.add_argument('--fused-adam', action='store_true',
+                   help="every model's Adam with the fused kernel (train.fused_adam), on both sides of each ratio")
     p.add_argument('--json', default=None, help='write the figures to this JSON file')
     p.add_argument('--default-malloc', action='store_true', help="keep glibc's default malloc thresholds")
     p.add_argument('--rss-of', choices=['diffcl', 'lightgcn', 'ld4mrec'], default=None, help=argparse.SUPPRESS)
@@ -177,7 +181,7 @@ def main() -> None:
     adj = BipartiteAdj(train_ei, U, I, backend=args.backend)
     ev_valid = FullRankingEvaluator(data[EDGE_TYPE].valid_edge_label_index, train_ei, U, I)
     ev_test = FullRankingEvaluator(data[EDGE_TYPE].test_edge_label_index, train_ei, U, I)
-    trainer = Trainer(model, adj, sampler, ev_valid, show_progress=False)
+    trainer = Trainer(model, adj, sampler, ev_valid, show_progress=False, fused_adam=args.fused_adam)
     ours_epoch = time_calls(lambda e: trainer.train_epoch(max(e, 0)), args.epochs)
 
     def full_eval(_):
@@ -191,7 +195,7 @@ def main() -> None:
     # ---- PyG's stock LightGCN, same batches and loss
     torch.manual_seed(0)
     ref = PyGLightGCN(U + I, args.dim, args.layers)
-    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3, **({'fused': True} if args.fused_adam else {}))
     homo = homogeneous(train_ei, U)
 
     def pyg_epoch(e):
@@ -219,7 +223,7 @@ def main() -> None:
     if args.diffcl:
         torch.manual_seed(0)
         dmodel = DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds)
-        dtrainer = Trainer(dmodel, adj, sampler, ev_valid, show_progress=False)
+        dtrainer = Trainer(dmodel, adj, sampler, ev_valid, show_progress=False, fused_adam=args.fused_adam)
         diffcl_epoch = time_calls(lambda e: dtrainer.train_epoch(max(e, 0)), args.epochs)
         diffcl_rss, lightgcn_rss = peak_rss_child(args, 'diffcl'), peak_rss_child(args, 'lightgcn')
 
@@ -230,7 +234,7 @@ def main() -> None:
         cfg, ld_batch = ld4mrec_setup(args.data)
         torch.manual_seed(0)
         lmodel = LD4MRec.from_config(cfg, ds)
-        ltrainer = Trainer(lmodel, adj, lmodel.make_sampler(train_ei, ld_batch, 0), ev_valid, show_progress=False)
+        ltrainer = Trainer(lmodel, adj, lmodel.make_sampler(train_ei, ld_batch, 0), ev_valid, show_progress=False, fused_adam=args.fused_adam)
         ld = {'batch_size': ld_batch, 'steps': cfg.diffusion_steps,
               'epoch_s': time_calls(lambda e: ltrainer.train_epoch(max(e, 0)), args.epochs)}
         lmodel.eval()
@@ -252,7 +256,7 @@ def main() -> None:
         adj_b = BipartiteAdj(train_ei, U, I, backend=args.compare_backend)
         torch.manual_seed(0)
         trainer_b = Trainer(LightGCN(U, I, args.dim, args.layers, reg_weight=reg), adj_b, sampler, None,
-                            show_progress=False)
+                            show_progress=False, fused_adam=args.fused_adam)
         cmp = {'backend': adj_b.backend, 'lightgcn_epoch_s': time_calls(lambda e: trainer_b.train_epoch(max(e, 0)),
                                                                           args.epochs)}
         p_new, p_old = propagation_s(adj, args.dim, args.layers), propagation_s(adj_b, args.dim, args.layers)
@@ -262,7 +266,7 @@ def main() -> None:
         if diffcl_epoch is not None:
             torch.manual_seed(0)
             dtrainer_b = Trainer(DiffCL.from_config(diffcl_config(args.data, args.dim, args.layers), ds), adj_b,
-                                 sampler, None, show_progress=False)
+                                 sampler, None, show_progress=False, fused_adam=args.fused_adam)
             cmp['diffcl_epoch_s'] = time_calls(lambda e: dtrainer_b.train_epoch(max(e, 0)), args.epochs)
             graphs = 1 + len(ds.modalities)
             cmp['diffcl_promised_s'] = cmp['diffcl_epoch_s'] - graphs * saved
@@ -270,7 +274,7 @@ def main() -> None:
     res = {
         'data': ds.name, 'users': U, 'items': I, 'train_interactions': int(train_ei.size(1)),
         'dim': args.dim, 'layers': args.layers, 'batch_size': args.batch_size, 'backend': adj.backend,
-        'threads': torch.get_num_threads(),
+        'threads': torch.get_num_threads(), 'fused_adam': args.fused_adam,
         'ours_epoch_s': ours_epoch, 'pyg_lightgcn_epoch_s': pyg_time, 'epoch_speedup': pyg_time / ours_epoch,
         'ours_eval_s': ours_eval, 'pyg_lightgcn_eval_s': pyg_eval_time,
         'diffcl_epoch_s': diffcl_epoch,
@@ -281,7 +285,8 @@ def main() -> None:
         'compare_backend': cmp,
     }
     print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
-          f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}")
+          f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}"
+          + (', fused Adam' if args.fused_adam else ''))
     print(f"{'':28s}{'train epoch (s)':>16s}{'full eval (s)':>15s}")
     print(f"{'pyg_diffcl LightGCN':28s}{ours_epoch:16.3f}{ours_eval:15.3f}")
     print(f"{'PyG stock LightGCN':28s}{pyg_time:16.3f}{pyg_eval_time:15.3f}")

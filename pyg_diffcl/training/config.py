@@ -54,6 +54,9 @@ class TrainConfig:
     lr: float = 1e-3
     #: Adam's L2 weight decay on every parameter (DiffRec / LD4MRec style; the BPR models regularise in the loss).
     weight_decay: float = 0.0
+    #: Adam's fused kernel (``torch.optim.Adam(fused=True)``): one pass over each parameter instead of a
+    #: dozen; the same update up to float rounding (``benchmarks/train_speed.py --fused-adam`` times it).
+    fused_adam: bool = False
     #: Stop after this many epochs without a better validation metric.
     patience: int = 20
     seed: int = 0

@@ -487,7 +487,7 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         atomic_write(out / RESUME_CHECKPOINT, lambda f: torch.save(payload, f))
 
     trainer = Trainer(model, prep.adj, sampler, valid_eval, lr=config.train.lr, epochs=config.train.epochs,
-                      weight_decay=config.train.weight_decay,
+                      weight_decay=config.train.weight_decay, fused_adam=config.train.fused_adam,
                       patience=config.train.patience, metric=config.eval.metric, on_epoch=on_epoch,
                       show_progress=not quiet and main, on_checkpoint=on_checkpoint,
                       checkpoint_every=config.train.checkpoint_every, dist=ctx,

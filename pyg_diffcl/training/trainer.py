@@ -150,6 +150,8 @@ class Trainer:
             mid-epoch stop would need every rank to agree on the batch). (default: :obj:`None`)
         ddp_split (str): How the ranks share the batches (:class:`ShardedSampler`): ``'batches'`` or
             ``'examples'``. (default: :obj:`'batches'`)
+        fused_adam (bool): Adam's fused kernel (``fused=True``): the same update up to float rounding, one
+            pass over each parameter. (default: :obj:`False`)
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
@@ -158,14 +160,15 @@ class Trainer:
                  show_progress: bool = True, weight_decay: float = 0.0,
                  on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  handle_sigint: bool = True, checkpoint_every: int = 1,
-                 dist: Optional[DistContext] = None, ddp_split: str = 'batches') -> None:
+                 dist: Optional[DistContext] = None, ddp_split: str = 'batches', fused_adam: bool = False) -> None:
         self.model = model
         self.adj = adj
         self.dist = dist if dist is not None else DistContext()
         self.sampler = ShardedSampler(sampler, self.dist.rank, self.dist.world_size, ddp_split) \
             if self.dist.enabled else sampler
         self.valid_evaluator = valid_evaluator
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
+                                          **({'fused': True} if fused_adam else {}))
         self.epochs = epochs
         self.patience = patience
         self.metric = metric

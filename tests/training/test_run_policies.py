@@ -154,3 +154,28 @@ def test_atomic_write_keeps_the_old_file_on_failure_and_uses_the_umask(tmp_path)
         atomic_write(target, fail)
     assert target.read_bytes() == b'second'
     assert [p.name for p in tmp_path.iterdir()] == ['metrics.json']  # no temporary file left behind
+
+
+def test_fused_adam_takes_the_same_steps_as_plain_adam(tmp_path):
+    """``train.fused_adam``: the fused kernel's updates equal torch's default (for-each) Adam's up to rounding."""
+    from pyg_diffcl.datasets.mmrec import EDGE_TYPE
+    from pyg_diffcl.training import Trainer
+    data = write_dataset(tmp_path / 'mm', num_users=16, num_items=20, per_user=6, modalities={'v': 4})
+    params = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        cfg = resolve_config('diffcl', [parse_set([f'data.name={data}', 'model.embedding_dim=8', 'train.lr=0.01',
+                                                   'model.denoiser_hidden=[8]', 'train.weight_decay=1e-4',
+                                                   f'train.fused_adam={str(fused).lower()}'])])
+        assert cfg.train.fused_adam is fused
+        prep = prepare(cfg)
+        sampler = prep.model.make_sampler(prep.dataset[0][EDGE_TYPE].edge_index, 8, 0)
+        trainer = Trainer(prep.model, prep.adj, sampler, prep.evaluator('valid'), lr=cfg.train.lr, epochs=2,
+                          weight_decay=cfg.train.weight_decay, fused_adam=cfg.train.fused_adam,
+                          show_progress=False, handle_sigint=False)
+        assert bool(trainer.optimizer.defaults.get('fused')) is fused
+        trainer.fit()
+        params.append([p.detach().clone() for p in prep.model.parameters()])
+    moved = max((a - b).abs().max().item() for a, b in zip(params[0], params[1]))
+    assert moved < 1e-4
+    assert all(not torch.equal(p, torch.zeros_like(p)) for p in params[1])
