@@ -55,6 +55,20 @@ def test_grid_search_selects_on_validation(tmp_path):
     assert out.strip().endswith(lines[-2].split()[0])
 
 
+def test_behaviour_baselines_select_on_validation(tmp_path):
+    data = write_dataset(tmp_path / 'd', num_users=30, num_items=25, modalities={})
+    out = run('behaviour_baselines.py', '--data', str(data), '--lambdas', '1,10', '--ranks', '4,8',
+              '--alphas', '0,1')
+    rows = {}
+    for line in out.splitlines():
+        if ' valid ' in line:
+            name, rest = line.split(' valid ')
+            rows[name.strip()] = float(rest.split()[0])
+    assert len(rows) == 2 + 1 + 2  # EASE x 2, the linear filter, rank 4 and 8 at alpha 1
+    best = max(rows, key=rows.get)
+    assert f'selected on validation Recall@20: {best}:' in out
+
+
 def test_train_speed_benchmark_runs(tmp_path):
     import json
     data = write_dataset(tmp_path / 'mm', num_users=30, num_items=25, modalities={'v': 4})
