@@ -195,7 +195,7 @@ def main() -> None:
     # ---- PyG's stock LightGCN, same batches and loss
     torch.manual_seed(0)
     ref = PyGLightGCN(U + I, args.dim, args.layers)
-    opt = torch.optim.Adam(ref.parameters(), lr=1e-3, **({'fused': True} if args.fused_adam else {}))
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3, fused=True if args.fused_adam else None)  # as Trainer
     homo = homogeneous(train_ei, U)
 
     def pyg_epoch(e):
@@ -234,7 +234,8 @@ def main() -> None:
         cfg, ld_batch = ld4mrec_setup(args.data)
         torch.manual_seed(0)
         lmodel = LD4MRec.from_config(cfg, ds)
-        ltrainer = Trainer(lmodel, adj, lmodel.make_sampler(train_ei, ld_batch, 0), ev_valid, show_progress=False, fused_adam=args.fused_adam)
+        ltrainer = Trainer(lmodel, adj, lmodel.make_sampler(train_ei, ld_batch, 0), ev_valid, show_progress=False,
+                           fused_adam=args.fused_adam)
         ld = {'batch_size': ld_batch, 'steps': cfg.diffusion_steps,
               'epoch_s': time_calls(lambda e: ltrainer.train_epoch(max(e, 0)), args.epochs)}
         lmodel.eval()

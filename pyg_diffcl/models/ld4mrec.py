@@ -14,8 +14,9 @@ from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstruction
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
 from ..ops import (Adjacency, BipartiteAdj, collaborative_maps, collaborative_signals, csr_rows, gather_rows,
-                   item_knn_graph)
-from ..ops.features import FEATURE_NORMS, check_feature_matrix, prepare_features
+                   interaction_matrix, item_knn_graph)
+from ..ops.features import FEATURE_NORMS, check_feature_matrix, column_stats, prepare_features
+from ..ops.norm import inv_sqrt_degree
 from .base import Recommender
 
 Pair = Tuple[Tensor, Tensor]
@@ -196,8 +197,7 @@ class LD4MRec(Recommender):
             adj = BipartiteAdj(edge_index.cpu(), num_users, num_items)
             pref = ModalityPreference(c.item_graph_layers)
             item_graphs = dict(item_graphs or {})
-            deg_i = torch.bincount(col, minlength=num_items).float()
-            dinv_i = torch.where(deg_i > 0, deg_i.clamp(min=1).rsqrt(), torch.zeros_like(deg_i))
+            dinv_i = inv_sqrt_degree(col, num_items) if from_input else None
             for m in self.modalities:
                 x = features[m]
                 check_feature_matrix(m, x, num_items)
@@ -216,26 +216,21 @@ class LD4MRec(Recommender):
                 pref_dims.append(features[m].size(1))
         self.num_collab = 2 * rank if c.use_cg and from_input else collab.size(1)
         if from_input:
-            deg_u = (rowptr[1:] - rowptr[:-1]).float()
-            self.register_buffer('cond_user_scale', torch.where(deg_u > 0, deg_u.clamp(min=1).rsqrt(),
-                                                                torch.zeros_like(deg_u)), persistent=False)
+            self.register_buffer('cond_user_scale', inv_sqrt_degree(edge_index[0].cpu(), num_users),
+                                 persistent=False)
             self.register_buffer('cond_weight', torch.cat(maps, dim=1) if maps else torch.zeros(num_items, 0),
                                  persistent=False)
-            x_all = torch.sparse_csr_tensor(rowptr, col, torch.ones(col.numel()), (num_users, num_items),
-                                            check_invariants=False)
-            z = self.condition_rows(x_all @ self.cond_weight, self.cond_user_scale)
+            x_all = interaction_matrix(edge_index.cpu(), num_users, num_items)
+            z = self.condition_rows(torch.sparse.mm(x_all, self.cond_weight), self.cond_user_scale)
             collab, rest = z[:, :self.num_collab], z[:, self.num_collab:]
             prefs = dict(zip(self.modalities, rest.split(pref_dims, dim=1)))
         self.register_buffer('collab', collab)
         for m in self.modalities:
             p = prefs[m]
             if c.pref_norm == 'standardize':
-                # Kept (mean, std, mask) so that a condition computed from a corrupted row gets the same map.
-                std = p.std(dim=0, keepdim=True)
-                self.register_buffer(f'pref_{m}_shift', p.mean(dim=0, keepdim=True), persistent=False)
-                self.register_buffer(f'pref_{m}_std', torch.where(std > 1e-6, std, torch.ones_like(std)),
-                                     persistent=False)
-                self.register_buffer(f'pref_{m}_mask', (std > 1e-6).float(), persistent=False)
+                # Kept, so that a condition computed from a corrupted row gets the same map.
+                for name, stat in zip(('shift', 'std', 'mask'), column_stats(p)):
+                    self.register_buffer(f'pref_{m}_{name}', stat, persistent=False)
             self.register_buffer(f'pref_{m}', self.normalize_preference(m, p), persistent=False)
 
         self.diffusion = GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max)
@@ -341,13 +336,11 @@ class LD4MRec(Recommender):
         t, weight = self.step_sampler.sample(users.numel(), x0.device)
         x_t = self.diffusion.q_sample(x0, t)
         x_cond = None
-        p = self.config.dropout
-        if self.config.cond_source == 'input' and p > 0:
-            # The C-Net's input dropout, drawn here so that the conditions see the same kept items.
-            keep = (torch.rand_like(x0) >= p).to(x0.dtype) / (1.0 - p)
-            x_t, x_cond = x_t * keep, x0 * keep
-        elif self.config.cond_source == 'input':
-            x_cond = x0
+        if self.config.cond_source == 'input':
+            x_cond, p = x0, self.config.dropout
+            if p > 0:  # the C-Net's input dropout, drawn here so that the conditions see the same kept items
+                keep = (torch.rand_like(x0) >= p).to(x0.dtype) / (1.0 - p)
+                x_t, x_cond = x_t * keep, x0 * keep
         per_user = self.criterion(self.denoise(x_t, users, t, x_cond), x0)
         self.step_sampler.update(t, per_user)
         return (weight * per_user).mean()

@@ -1,6 +1,8 @@
 r"""Pre-processing of raw item features, shared by the models that read them."""
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -12,6 +14,15 @@ def check_feature_matrix(name: str, x: Tensor, num_items: int) -> None:
     """Raise :class:`ValueError` unless modality :obj:`name`'s features :obj:`x` are ``[num_items, F]``."""
     if x.dim() != 2 or x.size(0) != num_items:
         raise ValueError(f'features[{name!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+
+
+def column_stats(x: Tensor, eps: float = 1e-6) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""``(mean, std, mask)`` of the columns of :obj:`x` ``[N, F]``, each ``[1, F]``: the std is 1 and the mask
+    0 where the column is constant (std at most :obj:`eps`), so that ``(x - mean) / std * mask`` is
+    :func:`prepare_features`' standardisation, and can be applied to other rows with the same statistics."""
+    std = x.std(dim=0, keepdim=True)
+    keep = std > eps
+    return x.mean(dim=0, keepdim=True), torch.where(keep, std, torch.ones_like(std)), keep.to(x.dtype)
 
 
 def prepare_features(x: Tensor, how: str = 'standardize', eps: float = 1e-6) -> Tensor:
@@ -27,9 +38,8 @@ def prepare_features(x: Tensor, how: str = 'standardize', eps: float = 1e-6) -> 
     """
     x = x.float()
     if how == 'standardize':
-        std = x.std(dim=0, keepdim=True)
-        return (x - x.mean(dim=0, keepdim=True)) / torch.where(std > eps, std, torch.ones_like(std)) \
-            * (std > eps)
+        mean, std, mask = column_stats(x, eps)
+        return (x - mean) / std * mask
     if how == 'l2':
         return F.normalize(x, dim=-1)
     if how == 'none':

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from .knn import knn_graph
+from .norm import inv_sqrt_degree
 
 
 def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | None = None
@@ -31,7 +32,5 @@ def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | 
     n = x.size(0)
     ei = knn_graph(x.float(), k, loop=loop, cosine=True, chunk_size=chunk_size)
     centre, nbr = ei[1], ei[0]
-    deg = torch.bincount(centre, minlength=n).float()
-    inv = deg.pow(-0.5)
-    inv[deg == 0] = 0.0
+    inv = inv_sqrt_degree(centre, n)
     return torch.stack([centre, nbr]), inv[centre] * inv[nbr]

@@ -8,6 +8,15 @@ from torch import Tensor
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 
+def inv_sqrt_degree(index: Tensor, num_nodes: int) -> Tensor:
+    r""":math:`d_v^{-1/2}` for every node :math:`v`, with :math:`d_v` the number of times :math:`v` occurs in
+    :obj:`index` and 0 for nodes that never occur: ``[num_nodes]``."""
+    deg = torch.bincount(index, minlength=num_nodes).float()
+    inv = deg.pow(-0.5)
+    inv[deg == 0] = 0.0
+    return inv
+
+
 def bipartite_gcn_norm(edge_index: Tensor, num_users: int, num_items: int,
                        edge_weight: Optional[Tensor] = None) -> Tensor:
     r"""LightGCN's symmetric normalisation of user-item edges,

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .adj import Adjacency
-from .norm import bipartite_gcn_norm
+from .norm import bipartite_gcn_norm, inv_sqrt_degree
 
 
 def interaction_matrix(edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
@@ -97,10 +97,7 @@ def collaborative_maps(edge_index: Tensor, num_users: int, num_items: int, rank:
     ei = edge_index.long()
     x = interaction_matrix(ei, num_users, num_items)
     row, col = x.indices()
-    deg_u = torch.zeros(num_users).index_add_(0, row, torch.ones(row.numel()))
-    deg_i = torch.zeros(num_items).index_add_(0, col, torch.ones(col.numel()))
-    dinv_u = torch.where(deg_u > 0, deg_u.clamp(min=1).rsqrt(), torch.zeros_like(deg_u))
-    dinv_i = torch.where(deg_i > 0, deg_i.clamp(min=1).rsqrt(), torch.zeros_like(deg_i))
+    dinv_u, dinv_i = inv_sqrt_degree(row, num_users), inv_sqrt_degree(col, num_items)
     w1 = v / s.clamp(min=torch.finfo(s.dtype).tiny)
     w2 = v * dinv_i.unsqueeze(-1)
     if scale:

@@ -167,8 +167,9 @@ class Trainer:
         self.sampler = ShardedSampler(sampler, self.dist.rank, self.dist.world_size, ddp_split) \
             if self.dist.enabled else sampler
         self.valid_evaluator = valid_evaluator
+        # fused=None, not False, when off: an explicit False also turns off torch's for-each default
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
-                                          **({'fused': True} if fused_adam else {}))
+                                          fused=True if fused_adam else None)
         self.epochs = epochs
         self.patience = patience
         self.metric = metric

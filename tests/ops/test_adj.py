@@ -116,3 +116,21 @@ def test_csr_product_without_mkl_path_matches(monkeypatch):
         monkeypatch.setattr(adj_mod, '_MKL', mkl)
         A = BipartiteAdj(ei, 12, 9, backend='csr')
         assert torch.allclose(A.item_to_user.matmul(x), expect, atol=1e-6)
+
+
+def test_inv_sqrt_degree_counts_occurrences_and_zeroes_absent_nodes():
+    from pyg_diffcl.ops.norm import inv_sqrt_degree
+    out = inv_sqrt_degree(torch.tensor([0, 2, 2, 2, 3, 0]), 5)
+    assert torch.allclose(out, torch.tensor([2 ** -0.5, 0.0, 3 ** -0.5, 1.0, 0.0]))
+
+
+def test_column_stats_standardise_other_rows_as_prepare_features_does():
+    from pyg_diffcl.ops.features import column_stats, prepare_features
+    x = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 4.0], [5.0, 5.0, 9.0]])  # the middle column is constant
+    mean, std, mask = column_stats(x)
+    assert torch.allclose(mean, torch.tensor([[3.0, 5.0, 5.0]]))
+    assert torch.allclose(std, torch.tensor([[2.0, 1.0, 13.0 ** 0.5]]))
+    assert torch.equal(mask, torch.tensor([[1.0, 0.0, 1.0]]))
+    assert torch.allclose((x - mean) / std * mask, prepare_features(x))
+    y = torch.tensor([[7.0, 1.0, 5.0]])  # another row, standardised with x's statistics
+    assert torch.allclose((y - mean) / std * mask, torch.tensor([[2.0, 0.0, 0.0]]))
