@@ -26,7 +26,7 @@ from pyg_diffcl.datasets.mmrec import EDGE_TYPE, EMBEDDED_DATASETS
 from pyg_diffcl.ops import tune_allocator
 from pyg_diffcl.training import Trainer, prepare
 from pyg_diffcl.training.config import packaged_config, parse_set, resolve_config
-from pyg_diffcl.training.run import atomic_write
+from pyg_diffcl.datasets.files import atomic_write
 
 
 def measure(model: str, data: str, epochs: int, device: str) -> dict:

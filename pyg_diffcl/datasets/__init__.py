@@ -1,4 +1,5 @@
 r"""Data sets: files in MMRec's layout become :class:`torch_geometric.data.HeteroData`."""
+from .files import atomic_write, file_lock
 from .io import read_interactions, read_features, find_data_files, InteractionTable, DataFiles
 from .mmrec import MMRecDataset, EMBEDDED_DATASETS, resolve_data_dir
 from .sampler import BPRSampler, UserSampler
@@ -16,4 +17,6 @@ __all__ = [
     'BPRSampler',
     'UserSampler',
     'powerlaw_interactions',
+    'atomic_write',
+    'file_lock',
 ]

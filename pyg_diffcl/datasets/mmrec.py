@@ -17,6 +17,7 @@ from torch_geometric.transforms import ToUndirected
 from ..errors import DataError
 from ..ops.item_graph import item_knn_graph
 from ..ops.knn import KNN_VERSION
+from .files import atomic_write, file_lock
 from .io import SPLITS, find_data_files, read_features, read_interactions, sha256_file
 
 #: Data sets shipped inside the package, usable by name (``--data tiktok``).
@@ -103,7 +104,11 @@ class MMRecDataset(InMemoryDataset):
         self.name = self.data_dir.name
         cache_root = Path(root) if root is not None else default_cache_dir()
         self._processed_dir = osp.join(str(cache_root), f'{self.name}-{self._cache_key()}')
-        super().__init__(str(cache_root), transform, force_reload=force_reload, log=log)
+        os.makedirs(cache_root, exist_ok=True)
+        # Runs started together on a fresh cache (a grid search) would otherwise all process the data and
+        # write the same files: the first builds the entry, the others wait and then load it.
+        with file_lock(f'{self._processed_dir}.lock'):
+            super().__init__(str(cache_root), transform, force_reload=force_reload, log=log)
         self.load(self.processed_paths[0], data_cls=HeteroData)
         with open(self.processed_paths[1]) as f:
             self.meta: Dict[str, Any] = json.load(f)
@@ -177,11 +182,11 @@ class MMRecDataset(InMemoryDataset):
             'sha256': {p.name: sha256_file(p) for p in
                        [self.files.inter] + [self.files.features[m] for m in self.modalities]},
         }
-        self.save([data], self.processed_paths[0])
-        tmp = self.processed_paths[1] + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(meta, f, indent=2)
-        os.replace(tmp, self.processed_paths[1])
+        data_dict, slices = self.collate([data])
+        atomic_write(self.processed_paths[0],
+                     lambda f: torch.save((data_dict.to_dict(), slices, data_dict.__class__), f))
+        # written last: its presence tells a later run that the entry is complete
+        atomic_write(self.processed_paths[1], lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -215,13 +220,12 @@ class MMRecDataset(InMemoryDataset):
         digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()[:16]
         path = (Path(self.processed_dir)
                 / f'item_knn_v{KNN_VERSION}_{modality}_k{k}_loop{int(loop)}_{digest}.pt')
-        if path.is_file():
-            cached = torch.load(path, weights_only=True)
-            return cached['edge_index'], cached['edge_weight']
-        edge_index, edge_weight = item_knn_graph(x, k, loop)
-        tmp = path.with_suffix('.tmp')
-        torch.save({'edge_index': edge_index, 'edge_weight': edge_weight}, tmp)
-        os.replace(tmp, path)
+        with file_lock(path.with_suffix('.lock')):  # concurrent runs compute it once
+            if path.is_file():
+                cached = torch.load(path, weights_only=True)
+                return cached['edge_index'], cached['edge_weight']
+            edge_index, edge_weight = item_knn_graph(x, k, loop)
+            atomic_write(path, lambda f: torch.save({'edge_index': edge_index, 'edge_weight': edge_weight}, f))
         return edge_index, edge_weight
 
     def user_masks(self) -> Tuple[Tensor, Tensor]:

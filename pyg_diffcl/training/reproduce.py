@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from ..datasets.files import atomic_write
 from ..errors import ConfigError
 from .config import CONFIG_DIR, RunConfig, from_dict, packaged_config, parse_set, resolve_config
 
@@ -210,7 +211,7 @@ def stated(readme: Path, name: str) -> Dict[str, Dict[str, Tuple[float, float]]]
     """``{row: {metric: (mean, std)}}`` of the table block a README states (empty if none)."""
     if not readme.is_file():
         return {}
-    text = readme.read_text()
+    text = readme.read_text(encoding='utf-8')
     start, end = _markers(name)
     if start not in text or end not in text:
         return {}
@@ -233,13 +234,14 @@ def stated(readme: Path, name: str) -> Dict[str, Dict[str, Tuple[float, float]]]
 
 def write_readme(readme: Path, name: str, table: str) -> None:
     """Replace the README's block for :obj:`name` with :obj:`table` (the block must exist)."""
-    text = readme.read_text()
+    text = readme.read_text(encoding='utf-8')
     start, end = _markers(name)
     if start not in text or end not in text:
         raise ConfigError(f'{readme}: no {start} ... {end} block to write the table into')
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
-    readme.write_text(f'{before}{start}\n{table}\n{end}{after}')
+    new = f'{before}{start}\n{table}\n{end}{after}'.encode('utf-8')
+    atomic_write(readme, lambda f: f.write(new))  # an interruption never leaves a truncated README
 
 
 def compare(results: Sequence[RowResult], claims: Dict[str, Dict[str, Tuple[float, float]]]

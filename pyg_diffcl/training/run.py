@@ -27,7 +27,6 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from torch import Tensor
 
 from .. import __version__
 from ..datasets import MMRecDataset
+from ..datasets.files import atomic_write
 from ..datasets.mmrec import EDGE_TYPE
 from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupted, UserInputError
 from ..evaluation import FullRankingEvaluator, top_k
@@ -68,40 +68,6 @@ def peak_rss_mib() -> float:
     """Peak resident memory of this process in MiB."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / (1024 * 1024) if sys.platform == 'darwin' else kb / 1024
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, flush, fsync, rename, then fsync the directory
-    (so the rename itself survives a crash). The file gets the permissions an ordinary ``open`` would give
-    (``0o666`` less the umask), not the temporary file's private ``0o600``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # a platform without directory descriptors
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def versions() -> Dict[str, str]:

@@ -133,29 +133,6 @@ def test_deterministic_cuda_runs_agree(tmp_path):
         torch.use_deterministic_algorithms(False)
 
 
-def test_atomic_write_keeps_the_old_file_on_failure_and_uses_the_umask(tmp_path):
-    import os
-
-    from pyg_diffcl.training.run import atomic_write
-    target = tmp_path / 'metrics.json'
-    atomic_write(target, lambda f: f.write(b'first'))
-    mask = os.umask(0o022)
-    try:
-        atomic_write(target, lambda f: f.write(b'second'))
-    finally:
-        os.umask(mask)
-    assert target.read_bytes() == b'second' and (target.stat().st_mode & 0o777) == 0o644
-
-    def fail(f):
-        f.write(b'half')
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, fail)
-    assert target.read_bytes() == b'second'
-    assert [p.name for p in tmp_path.iterdir()] == ['metrics.json']  # no temporary file left behind
-
-
 def test_fused_adam_takes_the_same_steps_as_plain_adam(tmp_path):
     """``train.fused_adam``: the fused kernel's updates equal torch's default (for-each) Adam's up to rounding."""
     from pyg_diffcl.datasets.mmrec import EDGE_TYPE
