@@ -274,6 +274,14 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pyg-diffcl`` console script; returns the exit status."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while torch and PyG are still being imported, before any work
+        sys.stderr.write(f'{PROG}: interrupted\n')
+        return 130
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     from .ops import tune_allocator

@@ -57,6 +57,7 @@ class TrainingInterrupted(RuntimeError):
 
 
 def check_choice(name: str, value: Any, choices: Any) -> None:
-    """Raise :class:`ConfigError` unless :obj:`value` is one of :obj:`choices` (a configuration option)."""
+    """Raise :class:`ConfigError` unless :obj:`value` is one of :obj:`choices` (the model configuration's
+    option :obj:`name`, named ``model.<name>`` in the message, as ``--set`` spells it)."""
     if value not in choices:
-        raise ConfigError(f'{name} must be one of {list(choices)}, got {value!r}')
+        raise ConfigError(f'model.{name}: must be one of {list(choices)}, got {value!r}')

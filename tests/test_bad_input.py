@@ -127,3 +127,30 @@ def _check_clean(res, expect, out):
     for text in expect:
         assert text in lines[0], (text, lines[0])
     assert not (out / 'metrics.json').exists()
+
+
+def test_a_dotted_modality_name_is_one_line_for_the_feature_models(tmp_path):
+    d = write_dataset(tmp_path / 'ok', num_users=10, num_items=12, modalities={'img': 4})
+    (d / 'img_feat.npy').rename(d / 'clip.v2_feat.npy')
+    out = tmp_path / 'run'
+    res = run_cli('train', '--model', 'diffcl', '--data', str(d), '--epochs', '1', '--out', str(out))
+    _check_clean(res, ["modality name 'clip.v2'", 'rename its feature file clip.v2_feat.npy'], out)
+
+
+def test_evaluate_an_empty_split_and_recommend_into_a_directory(tmp_path):
+    """``evaluate`` on a data set without test interactions says so (all-zero metrics would read as a model
+    that missed everything); ``recommend --out`` naming a directory is refused before any work."""
+    d = write_dataset(tmp_path / 'ok', num_users=10, num_items=12, modalities={})
+    inter = d / 'toy.inter'
+    header, *rows = inter.read_text().strip().split('\n')
+    rows = ['\t'.join(r.split('\t')[:2] + ['0' if r.split('\t')[2] == '2' else r.split('\t')[2]]) for r in rows]
+    inter.write_text('\n'.join([header] + rows) + '\n')
+    run = tmp_path / 'run'
+    res = run_cli('train', '--model', 'mf', '--data', str(d), '--epochs', '1', '--out', str(run), '--quiet')
+    assert res.returncode == 0, res.stderr
+    res = run_cli('evaluate', str(run), '--split', 'test')
+    _check_clean(res, ['toy.inter', 'the test split is empty: there is nothing to evaluate'], tmp_path / 'none')
+    res = run_cli('evaluate', str(run), '--split', 'valid')
+    assert res.returncode == 0 and 'recall@20' in res.stdout, res.stderr
+    res = run_cli('recommend', str(run), '--k', '5', '--out', str(tmp_path))
+    _check_clean(res, [f'--out {tmp_path}: is a directory'], tmp_path / 'none')

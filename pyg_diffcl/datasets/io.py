@@ -157,7 +157,7 @@ def read_interactions(path: os.PathLike | str) -> InteractionTable:
 
     path = Path(path)
     try:
-        with open(path, 'r', encoding='utf-8', newline='') as f:
+        with open(path, 'r', encoding='utf-8-sig', newline='') as f:  # a leading BOM (Excel) is skipped
             header = f.readline()
     except UnicodeDecodeError as e:
         raise DataError(f'not a UTF-8 text file ({e.reason})', path, 1) from None
@@ -173,11 +173,11 @@ def read_interactions(path: os.PathLike | str) -> InteractionTable:
     usecols = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in columns]
     fast = {'userID': np.int64, 'itemID': np.int64, 'x_label': np.int64}
     try:
-        df = pd.read_csv(path, sep='\t', usecols=usecols, dtype=fast, engine='c')
+        df = pd.read_csv(path, sep='\t', usecols=usecols, dtype=fast, engine='c', encoding='utf-8-sig')
     except (ValueError, OverflowError, pd.errors.ParserError):
         # Slow path only to find the offending line.
         try:
-            df = pd.read_csv(path, sep='\t', usecols=usecols, dtype=str, engine='c',
+            df = pd.read_csv(path, sep='\t', usecols=usecols, dtype=str, engine='c', encoding='utf-8-sig',
                              keep_default_na=False, na_values=[''])
         except pd.errors.ParserError as e:
             m = re.search(r'line (\d+)', str(e))

@@ -127,11 +127,14 @@ class MMRecDataset(InMemoryDataset):
         return self._processed_dir
 
     def _cache_key(self) -> str:
-        """A digest of the files' paths, sizes and modification times and of the selected modalities."""
+        """A digest of the files' paths, inodes, sizes, modification and status-change times, and of the selected
+        modalities. The status-change time (``st_ctime``) is in the key because the modification time alone can
+        be carried over to different content (``cp -p``, ``rsync -a``, ``touch -r``, a tar extract), which
+        would serve the old processed data and checksums; no tool can set ``st_ctime``."""
         key = {'version': _FORMAT_VERSION, 'modalities': self.modalities, 'files': []}
         for p in [self.files.inter] + [self.files.features[m] for m in self.modalities]:
             st = p.stat()
-            key['files'].append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+            key['files'].append([str(p.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     @property

@@ -86,7 +86,7 @@ def _read_table(path: Path, what: str):
                 raise ConfigError(f'{path}: reading Parquet needs the pyarrow package (pip install pyarrow), or '
                                   f'give a CSV / TSV') from None
         sep = '\t' if suffix in ('.tsv', '.tab', '.txt') else ','
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[])
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[], encoding='utf-8-sig')
     except (ValueError, OSError) as e:
         if isinstance(e, ConfigError):
             raise
@@ -245,6 +245,8 @@ def prepare_dataset(raw: str | os.PathLike, out: str | os.PathLike, user_col: st
     if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
         raise ConfigError(f'--ratios: expected three non-negative numbers, the first positive (train,valid,test), '
                           f'got {list(ratios)}')
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f'--seed: must be in 0..2^63-1, got {seed}')
     if split in ('chronological', 'global-time') and time_col is None:
         raise ConfigError(f'--split {split} needs --time-col')
     if min_rating is not None and rating_col is None:

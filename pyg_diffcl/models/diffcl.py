@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -179,7 +180,7 @@ class DiffCL(Recommender):
         if c.modality_combine is not None:
             check_choice('modality_combine', c.modality_combine, ('mean', 'sum'))
         if c.modality_layers is not None and c.modality_layers < 0:
-            raise ConfigError(f'modality_layers must be non-negative, got {c.modality_layers}')
+            raise ConfigError(f'model.modality_layers: must be non-negative, got {c.modality_layers}')
         check_choice('modality_users', c.modality_users, MODALITY_USERS)
         check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
         for m, x in features.items():
@@ -191,7 +192,18 @@ class DiffCL(Recommender):
                                              if c.modality_users == 'free' else {})
         self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
         if not 0.0 <= c.feat_dropout < 1.0:
-            raise ConfigError(f'feat_dropout must be in [0, 1), got {c.feat_dropout}')
+            raise ConfigError(f'model.feat_dropout: must be in [0, 1), got {c.feat_dropout}')
+        for key in ('cl_weight', 'align_weight', 'emb_reg_weight', 'id_reg_weight', 'diff_weight'):
+            value = getattr(c, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f'model.{key}: must be a non-negative number, got {value}')
+        if c.cl_max_nodes is not None and c.cl_max_nodes < 1:  # 0 would contrast nothing: an empty mean, NaN
+            raise ConfigError(f'model.cl_max_nodes: must be positive (or null for all), got {c.cl_max_nodes}')
+        if any(h < 1 for h in c.denoiser_hidden):
+            raise ConfigError(f'model.denoiser_hidden: every size must be positive, got {list(c.denoiser_hidden)}')
+        if c.item_graph_k < 1 or c.item_graph_layers < 0:
+            raise ConfigError(f'model.item_graph_k must be positive and model.item_graph_layers non-negative, got '
+                              f'{c.item_graph_k} and {c.item_graph_layers}')
         self.propagation = LightGCNPropagation(c.num_layers, c.layer_combine)
         mod_layers = c.num_layers if c.modality_layers is None else c.modality_layers
         mod_combine = c.layer_combine if c.modality_combine is None else c.modality_combine

@@ -153,11 +153,13 @@ class LD4MRec(Recommender):
             check_choice(name, value, choices)
         for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k'):
             if getattr(c, name) < 1:
-                raise ConfigError(f'{name} must be positive, got {getattr(c, name)}')
+                raise ConfigError(f'model.{name}: must be positive, got {getattr(c, name)}')
+        if c.svd_niter < 0:
+            raise ConfigError(f'model.svd_niter: must be non-negative, got {c.svd_niter}')
         if not 0.0 <= c.cond_dropout < 1.0:
-            raise ConfigError(f'cond_dropout must be in [0, 1), got {c.cond_dropout}')
+            raise ConfigError(f'model.cond_dropout: must be in [0, 1), got {c.cond_dropout}')
         if not 0 <= c.inference_steps <= c.diffusion_steps:
-            raise ConfigError(f'inference_steps must be in 0..diffusion_steps={c.diffusion_steps}, '
+            raise ConfigError(f'model.inference_steps: must be in 0..diffusion_steps={c.diffusion_steps}, '
                               f'got {c.inference_steps}')
         features = dict(features or {})
         if c.use_pg and not features:
@@ -180,7 +182,7 @@ class LD4MRec(Recommender):
         collab = torch.zeros(num_users, 0)
         if c.use_cg:
             if c.svd_rank < 1:
-                raise ConfigError(f'svd_rank must be positive, got {c.svd_rank}')
+                raise ConfigError(f'model.svd_rank: must be positive, got {c.svd_rank}')
             rank = min(c.svd_rank, num_users, num_items)
             if rank < c.svd_rank:
                 warnings.warn(f'LD4MRec: svd_rank {c.svd_rank} exceeds min(users, items) = {rank}; using {rank}',

@@ -11,7 +11,12 @@ FEATURE_NORMS = ('standardize', 'l2', 'none')
 
 
 def check_feature_matrix(name: str, x: Tensor, num_items: int) -> None:
-    """Raise :class:`ValueError` unless modality :obj:`name`'s features :obj:`x` are ``[num_items, F]``."""
+    """Raise :class:`ValueError` unless modality :obj:`name`'s features :obj:`x` are ``[num_items, F]`` and
+    :obj:`name` can key the model's per-modality modules and buffers (no ``'.'``, which PyTorch reserves for
+    nesting)."""
+    if not name or '.' in name:
+        raise ValueError(f"modality name {name!r} cannot name a module ('.' is reserved by PyTorch): rename its "
+                         f"feature file {name}_feat.npy, e.g. to {name.replace('.', '_')}_feat.npy")
     if x.dim() != 2 or x.size(0) != num_items:
         raise ValueError(f'features[{name!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
 

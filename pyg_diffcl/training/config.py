@@ -17,6 +17,7 @@ key and value is checked against the dataclass fields: unknown keys and values o
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,10 +271,12 @@ def check_config(cfg: RunConfig) -> None:
         raise ConfigError(f'train.checkpoint_every: must be non-negative, got {t.checkpoint_every}')
     if t.patience < 0:
         raise ConfigError(f'train.patience: must be non-negative, got {t.patience}')
-    if not t.lr > 0:
-        raise ConfigError(f'train.lr: must be positive, got {t.lr}')
-    if not t.weight_decay >= 0:
-        raise ConfigError(f'train.weight_decay: must be non-negative, got {t.weight_decay}')
+    if not (t.lr > 0 and math.isfinite(t.lr)):
+        raise ConfigError(f'train.lr: must be a positive number, got {t.lr}')
+    if not (t.weight_decay >= 0 and math.isfinite(t.weight_decay)):
+        raise ConfigError(f'train.weight_decay: must be a non-negative number, got {t.weight_decay}')
+    if not 0 <= t.seed < 2**63:  # numpy and torch take seeds in this range
+        raise ConfigError(f'train.seed: must be in 0..2^63-1, got {t.seed}')
     if not e.ks or any(k <= 0 for k in e.ks):
         raise ConfigError(f'eval.ks: must be positive integers, got {e.ks}')
     name, _, k = e.metric.partition('@')

@@ -555,8 +555,12 @@ def load_run(run_dir: str | Path, device: Optional[str] = None) -> Prepared:
 def evaluate_run(run_dir: str | Path, split: str = 'test') -> Dict[str, float]:
     """Metrics of a run's selected checkpoint on ``'valid'`` or ``'test'``."""
     prep = load_run(run_dir)
+    evaluator = prep.evaluator(split)
+    if evaluator.num_eval_users == 0:  # every metric would read 0.0, as if the model had missed everything
+        kind = 'validation' if split == 'valid' else 'test'
+        raise DataError(f'the {kind} split is empty: there is nothing to evaluate', prep.dataset.files.inter)
     with torch.no_grad():
-        return prep.evaluator(split).evaluate(model_scores(prep.model, prep.adj))
+        return evaluator.evaluate(model_scores(prep.model, prep.adj))
 
 
 def recommend_run(run_dir: str | Path, k: int, out: str | Path) -> int:
@@ -566,12 +570,14 @@ def recommend_run(run_dir: str | Path, k: int, out: str | Path) -> int:
     written are the original ones. Returns the number of rows written."""
     if k <= 0:
         raise ConfigError(f'--k: must be positive, got {k}')
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f'--out {out}: is a directory; give the path of the file to write (e.g. {out / "recs.tsv"})')
+    if out.parent and not out.parent.exists():
+        raise ConfigError(f'--out {out}: directory {out.parent} does not exist')
     prep = load_run(run_dir)
     test_eval = prep.evaluator('test')
     users = torch.arange(prep.dataset.num_users)
-    out = Path(out)
-    if out.parent and not out.parent.exists():
-        raise ConfigError(f'--out {out}: directory {out.parent} does not exist')
     root = Path(prep.dataset.meta['path'])
     user_name: Any = str
     item_name: Any = str

@@ -23,6 +23,14 @@ def test_reads_columns_and_sizes(tmp_path):
     assert t.rating is None and t.timestamp is None
 
 
+def test_a_byte_order_mark_before_the_header_is_skipped(tmp_path):
+    """Spreadsheet programs export UTF-8 with a BOM: the first column is still 'userID'."""
+    p = tmp_path / 'd.inter'
+    p.write_bytes(b'\xef\xbb\xbfuserID\titemID\tx_label\n0\t3\t0\n2\t1\t1\n')
+    t = read_interactions(p)
+    assert t.user.tolist() == [0, 2] and t.item.tolist() == [3, 1] and t.split.tolist() == [0, 1]
+
+
 def test_optional_columns_any_order(tmp_path):
     p = write(tmp_path, 'timestamp\titemID\trating\tuserID\tx_label\n100\t2\t4.5\t0\t0\n200\t1\t3\t1\t2\n')
     t = read_interactions(p)

@@ -71,6 +71,25 @@ def test_cache_is_not_stale(tmp_path):
         MMRecDataset(root, root=cache)
 
 
+def test_cache_sees_content_replaced_under_the_old_modification_time(tmp_path):
+    """``cp -p`` / ``rsync -a`` / ``touch -r`` can give new content of the same size the old modification
+    time: the cache key's status-change time still tells, so neither the features nor the recorded
+    checksums are stale."""
+    import os
+    root = write_dataset(tmp_path / 'd', modalities={'a': 2})
+    cache = str(tmp_path / 'c')
+    first = MMRecDataset(root, root=cache)
+    path = root / 'a_feat.npy'
+    st = path.stat()
+    x = np.load(path)
+    np.save(path, (x.astype(np.float32) + 1).astype(x.dtype))  # same shape and dtype: same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    second = MMRecDataset(root, root=cache)
+    assert torch.allclose(second[0]['item'].x_a, first[0]['item'].x_a + 1, atol=1e-2)
+    assert second.meta['sha256']['a_feat.npy'] != first.meta['sha256']['a_feat.npy']
+
+
 def test_feature_rows_must_match_items(tmp_path):
     root = write_dataset(tmp_path / 'd', num_items=10, modalities={'a': 2})
     np.save(root / 'a_feat.npy', np.zeros((11, 2), np.float32))

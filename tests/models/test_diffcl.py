@@ -203,3 +203,29 @@ def test_modality_users_items_is_the_mean_of_training_items_and_id_is_the_id_emb
     assert model._modality_user0('audio', adj, feats['audio']) is model.id_user.weight
     with pytest.raises(ConfigError, match='modality_users'):
         make(DiffCLConfig(embedding_dim=8, modality_users='shared'))
+
+
+@pytest.mark.parametrize('change,expect', [
+    (dict(cl_max_nodes=0), 'model.cl_max_nodes: must be positive'),  # nothing contrasted: a NaN loss
+    (dict(cl_max_nodes=-1), 'model.cl_max_nodes: must be positive'),  # randperm[:-1] would drop one node
+    (dict(cl_weight=-0.1), 'model.cl_weight: must be a non-negative number'),
+    (dict(align_weight=float('nan')), 'model.align_weight: must be a non-negative number'),
+    (dict(emb_reg_weight=-1.0), 'model.emb_reg_weight'),
+    (dict(diff_weight=float('inf')), 'model.diff_weight'),
+    (dict(denoiser_hidden=[8, -2]), 'model.denoiser_hidden: every size must be positive'),
+    (dict(denoiser_hidden=[0]), 'model.denoiser_hidden'),
+    (dict(item_graph_k=0), 'model.item_graph_k must be positive'),
+    (dict(item_graph_layers=-1), 'model.item_graph_layers non-negative'),
+])
+def test_out_of_range_options_are_refused_by_name(change, expect):
+    values = dict(embedding_dim=8, denoiser_hidden=[8])
+    values.update(change)
+    with pytest.raises(ConfigError, match=expect.replace('(', r'\(').replace(')', r'\)')):
+        make(DiffCLConfig(**values))
+
+
+def test_a_modality_name_with_a_dot_is_refused_with_the_file_to_rename():
+    """'.' separates nested module names in PyTorch, so a modality 'clip.v2' cannot key the per-modality
+    modules and buffers: a one-line error naming the file (not a KeyError from ``register_buffer``)."""
+    with pytest.raises(ValueError, match=r"modality name 'clip\.v2'.*clip\.v2_feat\.npy.*clip_v2_feat\.npy"):
+        make(modalities=(('clip.v2', 6),))

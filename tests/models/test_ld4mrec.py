@@ -189,8 +189,12 @@ def test_ablations_and_errors():
     with pytest.warns(UserWarning, match='svd_rank 11 exceeds'):
         model, _ = make(svd_rank=11)
     assert model.collab.shape == (12, 20)  # rank min(users, items) = 10
-    with pytest.raises(ConfigError, match='svd_rank'):
+    with pytest.raises(ConfigError, match='model.svd_rank: must be positive'):
         make(svd_rank=0)
+    with pytest.raises(ConfigError, match='model.svd_niter: must be non-negative'):
+        make(svd_niter=-1)
+    with pytest.raises(ConfigError, match='model.item_graph_k: must be positive'):
+        make(item_graph_k=0)
 
 
 def test_condition_dropout_zeroes_conditions_in_training_only():

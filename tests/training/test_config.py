@@ -30,6 +30,10 @@ def test_round_trip():
     (['train.lr'], 'expected section.key=value'),
     (['train.backend=fast'], 'train.backend'),
     (['model.name=bert'], "unknown model 'bert'"),
+    (['train.seed=-1'], 'train.seed: must be in 0'),
+    (['train.seed=99999999999999999999'], 'train.seed: must be in 0'),
+    (['train.lr=inf'], 'train.lr: must be a positive number'),
+    (['train.weight_decay=nan'], 'train.weight_decay: must be a non-negative number'),
 ])
 def test_bad_values(items, expect):
     with pytest.raises(ConfigError, match=expect.replace('(', r'\(').replace(')', r'\)')):
