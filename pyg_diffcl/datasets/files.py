@@ -60,8 +60,9 @@ def atomic_write(path: os.PathLike | str, write: Callable[[IO[bytes]], object]) 
 def file_lock(path: os.PathLike | str) -> Iterator[bool]:
     """Hold an exclusive advisory lock (``flock``) on :obj:`path`, created if missing, for the ``with`` block;
     other processes entering the same lock wait. Yields whether the lock is held: ``False`` where it cannot
-    be (no ``fcntl``, or the directory is read-only: a read-only cache is only ever read), and the block
-    then runs unlocked. The lock file is left in place (removing it would race with a waiting process)."""
+    be (no ``fcntl``, a file system without advisory locks, or a read-only directory: a read-only cache is
+    only ever read), and the block then runs unlocked. The lock file is left in place (removing it would race
+    with a waiting process)."""
     if fcntl is None:
         yield False
         return
@@ -71,7 +72,11 @@ def file_lock(path: os.PathLike | str) -> Iterator[bool]:
         yield False
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = True
+        except OSError:  # a file system without advisory locks (some network mounts)
+            held = False
+        yield held
     finally:
         os.close(fd)  # closing the descriptor releases the lock
