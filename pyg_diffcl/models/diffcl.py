@@ -171,7 +171,7 @@ class DiffCL(Recommender):
         super().__init__(num_users, num_items)
         if not features:
             raise ConfigError('DiffCL needs item features: the data set has no <modality>_feat.npy file '
-                              '(or --modalities none was given)')
+                              '(or no modality was selected: --modalities none or empty)')
         c = self.config = config if config is not None else DiffCLConfig()
         d = c.embedding_dim
         self.modalities = sorted(features)

@@ -164,7 +164,7 @@ class LD4MRec(Recommender):
         features = dict(features or {})
         if c.use_pg and not features:
             raise ConfigError("LD4MRec's preference-guided (PG) blocks need item features: the data set has no "
-                              "<modality>_feat.npy file (or --modalities none was given); set "
+                              "<modality>_feat.npy file (or no modality was selected: --modalities none or empty); set "
                               "model.use_pg=false to train without them")
         edge_index = edge_index.long()
         if edge_index.numel() == 0:
