@@ -106,12 +106,13 @@ class MMRecDataset(InMemoryDataset):
         self._processed_dir = osp.join(str(cache_root), f'{self.name}-{self._cache_key()}')
         os.makedirs(cache_root, exist_ok=True)
         # Runs started together on a fresh cache (a grid search) would otherwise all process the data and
-        # write the same files: the first builds the entry, the others wait and then load it.
+        # write the same files: the first builds the entry, the others wait and then load it. Loading under the
+        # lock too means no reader ever sees a file being written.
         with file_lock(f'{self._processed_dir}.lock'):
             super().__init__(str(cache_root), transform, force_reload=force_reload, log=log)
-        self.load(self.processed_paths[0], data_cls=HeteroData)
-        with open(self.processed_paths[1]) as f:
-            self.meta: Dict[str, Any] = json.load(f)
+            self.load(self.processed_paths[0], data_cls=HeteroData)
+            with open(self.processed_paths[1]) as f:
+                self.meta: Dict[str, Any] = json.load(f)
 
     # ------------------------------------------------------------------ PyG dataset plumbing
     @property
@@ -185,10 +186,9 @@ class MMRecDataset(InMemoryDataset):
             'sha256': {p.name: sha256_file(p) for p in
                        [self.files.inter] + [self.files.features[m] for m in self.modalities]},
         }
-        data_dict, slices = self.collate([data])
-        atomic_write(self.processed_paths[0],
-                     lambda f: torch.save((data_dict.to_dict(), slices, data_dict.__class__), f))
-        # written last: its presence tells a later run that the entry is complete
+        self.save([data], self.processed_paths[0])
+        # written last and atomically: its presence tells a later run that the entry is complete (a run killed
+        # while writing data.pt leaves no meta.json, and the entry is processed again)
         atomic_write(self.processed_paths[1], lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
     # ------------------------------------------------------------------ conveniences
