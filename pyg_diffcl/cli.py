@@ -101,7 +101,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.add_argument('table', help='a packaged table name (tiktok, tiktok-variants, tiktok-ablation) or a table '
                                    'YAML file')
     rp.add_argument('--out', default=None, help='where the run directories go (default: runs/reproduce-TABLE)')
-    rp.add_argument('--seeds', default=None, help="comma-separated seeds (default: the table's)")
+    rp.add_argument('--seeds', default=None, help="comma-separated seeds (default: the table's; 0-4 for a table "
+                                                   "that names none)")
     rp.add_argument('--rows', default=None, help='comma-separated row names, or their lower-case hyphenated '
                                                    'keys (default: all)')
     rp.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',

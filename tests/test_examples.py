@@ -55,6 +55,26 @@ def test_grid_search_selects_on_validation(tmp_path):
     assert out.strip().endswith(lines[-2].split()[0])
 
 
+def test_stopping_rules_replays_the_trainer_rule(tmp_path):
+    # Two hand-written validation curves. Curve a: a lucky epoch 2, a dip, a climb to 0.5 at epoch 7.
+    curves = {'a': [0.1, 0.4, 0.2, 0.3, 0.3, 0.35, 0.5, 0.3, 0.3, 0.3],
+              'b': [0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]}
+    runs = []
+    for name, curve in curves.items():
+        (tmp_path / name).mkdir()
+        lines = ['epoch,loss,valid_recall@20'] + [f'{i + 1},0.5,{v}' for i, v in enumerate(curve)]
+        (tmp_path / name / 'log.csv').write_text('\n'.join(lines) + '\n')
+        runs.append(str(tmp_path / name))
+    out = run('stopping_rules.py', *runs, '--patience', '2,5', '--window', '1', '--min-epochs', '0')
+    rows = {tuple(c.strip() for c in line.split('|')[1:4]): [c.strip() for c in line.split('|')[4:9]]
+            for line in out.splitlines() if line.startswith('| ') and line[2].isdigit()}
+    # By hand. Patience 2: a stops at 4 (kept 0.4), b stops at 5 (best epoch 3, kept 0.3): mean 0.35, min 0.3,
+    # worst shortfall 0.5 - 0.4 = 0.1, mean epochs 4.5 (printed rounded). Patience 5: a reaches 7 (kept 0.5,
+    # would stop at 12 > 10: censored), b stops at 8: mean 0.4, shortfall 0, mean epochs 9.
+    assert rows[('2', '1', '0')] == ['0.3500', '0.3000', '0.1000', '4', '']
+    assert rows[('5', '1', '0')] == ['0.4000', '0.3000', '0.0000', '9', '1']
+
+
 def test_behaviour_baselines_select_on_validation(tmp_path):
     data = write_dataset(tmp_path / 'd', num_users=30, num_items=25, modalities={})
     out = run('behaviour_baselines.py', '--data', str(data), '--lambdas', '1,10', '--ranks', '4,8',

@@ -4,8 +4,9 @@ A run's configuration has four sections::
 
     model: {name: lightgcn, embedding_dim: 64, num_layers: 2, reg_weight: 1.0e-4}
     data:  {name: tiktok, modalities: null, cold_users: error}
-    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, seed: 0, device: cpu,
-            backend: auto, deterministic: false, checkpoint_every: 1, ddp_split: batches}
+    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, min_epochs: 0,
+            patience_window: 1, seed: 0, device: cpu, backend: auto, deterministic: false, checkpoint_every: 1,
+            ddp_split: batches}
     eval:  {ks: [10, 20, 50], metric: recall@20, block_size: 2048, mask_valid_for_test: false}
 
 Layers, each overriding the one before: the dataclass defaults; the packaged
@@ -58,8 +59,15 @@ class TrainConfig:
     #: Adam's fused kernel (``torch.optim.Adam(fused=True)``): one pass over each parameter instead of a
     #: dozen; the same update up to float rounding (``benchmarks/train_speed.py --fused-adam`` times it).
     fused_adam: bool = False
-    #: Stop after this many epochs without a better validation metric.
+    #: Stop after this many epochs without a better validation metric (on the smoothed curve when
+    #: ``patience_window`` > 1; see :class:`~pyg_diffcl.training.Trainer`).
     patience: int = 20
+    #: Early stopping never stops before this many epochs have run (a floor that carries a run over an
+    #: early validation plateau). ``0``: no floor.
+    min_epochs: int = 0
+    #: Patience counts epochs since the best trailing mean of this many epochs' validation metric (``1``: the
+    #: raw curve). The epoch kept is still the best raw validation epoch; the mean only decides when to stop.
+    patience_window: int = 1
     seed: int = 0
     device: str = 'cpu'
     #: Sparse backend of the propagation (see :data:`pyg_diffcl.ops.BACKENDS`).
@@ -271,6 +279,10 @@ def check_config(cfg: RunConfig) -> None:
         raise ConfigError(f'train.checkpoint_every: must be non-negative, got {t.checkpoint_every}')
     if t.patience < 0:
         raise ConfigError(f'train.patience: must be non-negative, got {t.patience}')
+    if t.min_epochs < 0:
+        raise ConfigError(f'train.min_epochs: must be non-negative, got {t.min_epochs}')
+    if t.patience_window < 1:
+        raise ConfigError(f'train.patience_window: must be at least 1, got {t.patience_window}')
     if not (t.lr > 0 and math.isfinite(t.lr)):
         raise ConfigError(f'train.lr: must be a positive number, got {t.lr}')
     if not (t.weight_decay >= 0 and math.isfinite(t.weight_decay)):

@@ -4,7 +4,7 @@ the figures the README states.
 A table is a YAML file, ``pyg_diffcl/configs/tables/<name>.yaml`` (or any path)::
 
     data: tiktok                 # an embedded data set or a directory
-    seeds: [0, 1, 2]
+    seeds: [0, 1, 2, 3, 4]       # optional; these five by default
     metrics: [recall@20, ndcg@20, recall@50, ndcg@50]   # the test columns (optional; these by default)
     rows:
       - name: LightGCN           # the row's label in the table
@@ -18,7 +18,9 @@ selected weights). A finished run whose configuration is the one asked for is re
 finished run of the same configuration in a sibling directory of ``OUT`` (another table's, say
 ``runs/reproduce-tiktok/diffcl-s0`` for the full model's row of an ablation table) is reused too, since the
 configuration, seed included, determines a CPU run bit for bit. The figures are
-mean ± sample standard deviation (n - 1) over the seeds.
+mean ± sample standard deviation (n - 1) over the seeds, and every table also shows its worst seed: the
+lowest test figure of the first metric (recall@20 where the table has it) and the seed that gave it, so that
+a reader sees what an unlucky seed costs, not only the spread.
 
 The README holds each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->``;
 ``--write-readme`` replaces that block with the table just computed (so the README's tables come from this
@@ -42,6 +44,8 @@ from .config import CONFIG_DIR, RunConfig, from_dict, packaged_config, parse_set
 TABLES_DIR = CONFIG_DIR / 'tables'
 #: The test metrics of a table, in column order, unless the table's ``metrics`` says otherwise.
 TEST_KEYS = ('recall@20', 'ndcg@20', 'recall@50', 'ndcg@50')
+#: The seeds of a table that names none, and of ``pyg-diffcl reproduce`` without ``--seeds``.
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 _METRIC = re.compile(r'(recall|ndcg|precision|map|hitrate)@[1-9][0-9]*')
 
 
@@ -53,6 +57,13 @@ class RowResult:
     valid: Tuple[float, float]
     epochs: List[int]
     run_dirs: List[str] = field(default_factory=list)
+    #: Each seed's test figures, in the order of :attr:`seeds`.
+    per_seed: List[Dict[str, float]] = field(default_factory=list)
+
+    def worst(self, metric: str) -> Tuple[float, int]:
+        """The lowest test :obj:`metric` over the seeds and the seed that gave it."""
+        value, seed = min((m[metric], s) for m, s in zip(self.per_seed, self.seeds))
+        return value, seed
 
 
 def load_table(table: str) -> Tuple[str, Dict[str, Any]]:
@@ -70,13 +81,18 @@ def load_table(table: str) -> Tuple[str, Dict[str, Any]]:
 
 def check_spec(spec: Any, where: str) -> None:
     """Check a table (rows with a name and a model, names unique so that run directories do not collide,
-    ``metrics``) and fill in its defaults (``seeds`` [0], ``data`` tiktok, ``metrics``), in place."""
+    ``metrics``) and fill in its defaults (``seeds`` :data:`DEFAULT_SEEDS`, ``data`` tiktok, ``metrics``), in
+    place."""
     if not isinstance(spec, dict) or not isinstance(spec.get('rows'), list) or not spec['rows']:
         raise ConfigError(f'{where}: a table needs data, seeds and a non-empty list of rows')
     for n, row in enumerate(spec['rows']):
         if not isinstance(row, dict) or 'name' not in row or 'model' not in row:
             raise ConfigError(f'{where}: row {n + 1} needs a name and a model')
-    spec.setdefault('seeds', [0])
+    spec.setdefault('seeds', list(DEFAULT_SEEDS))
+    seeds = spec['seeds']
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds)):
+        raise ConfigError(f'{where}: seeds must be a non-empty list of non-negative integers, got {seeds!r}')
     spec.setdefault('data', 'tiktok')
     metrics = spec.setdefault('metrics', list(TEST_KEYS))
     if (not isinstance(metrics, list) or not metrics
@@ -184,22 +200,30 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
                                   f"(computed: {', '.join(metrics[-1]['test'])}); set eval.ks to include them")
         test = {k: _mean_std([m['test'][k] for m in metrics]) for k in spec['metrics']}
         results.append(RowResult(row['name'], seeds, test, _mean_std([m['valid']['recall@20'] for m in metrics]),
-                                 [m['best_epoch'] for m in metrics], dirs))
+                                 [m['best_epoch'] for m in metrics], dirs,
+                                 [{k: m['test'][k] for k in spec['metrics']} for m in metrics]))
     return results
 
 
+def worst_metric(keys: Sequence[str]) -> str:
+    """The metric whose worst seed a table shows: ``recall@20`` where the table has it, else its first."""
+    return 'recall@20' if 'recall@20' in keys else keys[0]
+
+
 def markdown(results: Sequence[RowResult]) -> str:
-    """The table as the README shows it."""
+    """The table as the README shows it: mean ± std of each test metric, the worst seed, validation, epochs."""
     keys = list(results[0].test) if results else list(TEST_KEYS)
+    low = worst_metric(keys)
     head = ('| model | seeds | ' + ' | '.join(f'test {k}' for k in keys)
-            + ' | valid recall@20 | selected epochs |')
-    lines = [head, '|' + ' --- |' * (len(keys) + 4)]
+            + f' | worst seed: {low} | valid recall@20 | selected epochs |')
+    lines = [head, '|' + ' --- |' * (len(keys) + 5)]
     for r in results:
         one = len(r.seeds) == 1  # one seed: the figure alone (no spread to state)
         cell = (lambda m, s: f'{m:.4f}') if one else (lambda m, s: f'{m:.4f} ± {s:.4f}')
         cells = [cell(*r.test[k]) for k in keys]
+        value, seed = r.worst(low)
         lines.append(f"| {r.name} | {', '.join(map(str, r.seeds))} | {' | '.join(cells)} | "
-                     f"{cell(*r.valid)} | {', '.join(map(str, r.epochs))} |")
+                     f"{value:.4f} (seed {seed}) | {cell(*r.valid)} | {', '.join(map(str, r.epochs))} |")
     return '\n'.join(lines)
 
 

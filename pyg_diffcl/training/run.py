@@ -457,7 +457,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
                       patience=config.train.patience, metric=config.eval.metric, on_epoch=on_epoch,
                       show_progress=not quiet and main, on_checkpoint=on_checkpoint,
                       checkpoint_every=config.train.checkpoint_every, dist=ctx,
-                      ddp_split=config.train.ddp_split)
+                      ddp_split=config.train.ddp_split, min_epochs=config.train.min_epochs,
+                      patience_window=config.train.patience_window)
     if resume is None:
         if main:
             _write_log(log_path, [], metric_keys)

@@ -105,8 +105,8 @@ class Trainer:
     sampler's shuffled batches (training interactions with one uniformly sampled negative each,
     :class:`~pyg_diffcl.datasets.BPRSampler`, or users, :class:`~pyg_diffcl.datasets.UserSampler`), an Adam
     step per batch, then full-ranking evaluation on the validation split. The epoch with the best validation
-    :obj:`metric` is kept (its weights copied); training stops after :obj:`patience` epochs without
-    improvement or at :obj:`epochs`. The test split is never seen here.
+    :obj:`metric` is kept (its weights copied); training stops at :obj:`epochs` or when
+    :func:`early_stop` says so. The test split is never seen here.
 
     **Checkpoints and resuming.** After every epoch (after its validation; every :obj:`checkpoint_every`
     epochs) :obj:`on_checkpoint` is called with
@@ -132,6 +132,9 @@ class Trainer:
         lr (float): Adam's learning rate. (default: :obj:`1e-3`)
         epochs (int): Maximum number of epochs. (default: :obj:`1000`)
         patience (int): Early-stopping patience in epochs. (default: :obj:`20`)
+        min_epochs (int): No early stop before this many epochs. (default: :obj:`0`)
+        patience_window (int): Patience counts from the best trailing mean of this many validation values
+            (:func:`early_stop`). (default: :obj:`1`, the raw curve)
         metric (str): Validation metric that selects the epoch. (default: :obj:`'recall@20'`)
         on_epoch (callable, optional): Called with each :class:`EpochRecord` and whether it is the new best.
         show_progress (bool): Progress bars (only on a terminal). (default: :obj:`True`)
@@ -160,7 +163,8 @@ class Trainer:
                  show_progress: bool = True, weight_decay: float = 0.0,
                  on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  handle_sigint: bool = True, checkpoint_every: int = 1,
-                 dist: Optional[DistContext] = None, ddp_split: str = 'batches', fused_adam: bool = False) -> None:
+                 dist: Optional[DistContext] = None, ddp_split: str = 'batches', fused_adam: bool = False,
+                 min_epochs: int = 0, patience_window: int = 1) -> None:
         self.model = model
         self.adj = adj
         self.dist = dist if dist is not None else DistContext()
@@ -172,6 +176,8 @@ class Trainer:
                                           fused=True if fused_adam else None)
         self.epochs = epochs
         self.patience = patience
+        self.min_epochs = int(min_epochs)
+        self.patience_window = int(patience_window)
         self.metric = metric
         self.on_epoch = on_epoch
         self.on_checkpoint = on_checkpoint
@@ -378,5 +384,38 @@ class Trainer:
         return self._result()
 
     def _stopped_early(self) -> bool:
-        last = self._history[-1].epoch
-        return last - self._best_epoch >= self.patience and last != self._best_epoch
+        return early_stop([r.valid[self.metric] for r in self._history], self.patience, self.min_epochs,
+                          self.patience_window)
+
+
+def smoothed(values: List[float], window: int) -> List[float]:
+    r"""The trailing mean :math:`\bar v_t = \frac{1}{|W_t|} \sum_{s \in W_t} v_s` over
+    :math:`W_t = \{\max(1, t - w + 1), \dots, t\}` (the first :math:`w - 1` epochs average what there is)."""
+    # Summed afresh per epoch (no running total), so window 1 returns the values exactly.
+    return [sum(values[max(0, i - window + 1):i + 1]) / min(i + 1, window) for i in range(len(values))]
+
+
+def early_stop(values: List[float], patience: int, min_epochs: int = 0, window: int = 1) -> bool:
+    r"""Whether training stops after the epochs whose validation metric is :obj:`values` (epoch 1 first).
+
+    With :math:`T` epochs run and :math:`t^\star` the first epoch of the largest trailing mean
+    :math:`\bar v_t` (:func:`smoothed`, window :obj:`window`), training stops when
+
+    .. math::
+        T \ge \texttt{min\_epochs} \quad\text{and}\quad T - t^\star \ge \texttt{patience}
+        \quad\text{and}\quad T \ne t^\star.
+
+    With :obj:`window` 1 and :obj:`min_epochs` 0 this is the usual rule: stop after :obj:`patience` epochs
+    without a new best. Why the two extras: on a data set whose validation curve rises, sits on a plateau,
+    then rises again, a raw-curve patience can stop on the plateau for some seeds and not for others. A
+    window makes a single lucky epoch on the plateau count for less; a floor carries every seed past it. The
+    epoch that is *kept* is always the best raw validation epoch; these settings only decide when to stop.
+    """
+    if not values:
+        return False
+    last = len(values)
+    if last < min_epochs:
+        return False
+    curve = smoothed(values, window) if window > 1 else values
+    best = max(range(last), key=lambda i: (curve[i], -i)) + 1
+    return last - best >= patience and last != best

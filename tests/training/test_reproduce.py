@@ -39,6 +39,13 @@ def test_reproduce_runs_aggregates_reuses_and_checks(table, tmp_path):
             assert std == pytest.approx(statistics.stdev(values), abs=5e-5)
     text = readme.read_text()
     assert text.startswith('# x\n\n<!-- reproduce:small -->\n| model | seeds |') and text.endswith('\n\nafter\n')
+    # The worst seed of each row: the lower of the two runs' test recall@20, and its seed.
+    for name, runs in dirs.items():
+        ms = [json.loads((d / 'metrics.json').read_text()) for d in runs]
+        low = min((m['test']['recall@20'], m['seed']) for m in ms)
+        row = next(line for line in text.splitlines() if line.startswith(f'| {name} |'))
+        assert f'| {low[0]:.4f} (seed {low[1]}) |' in row
+    assert '| worst seed: recall@20 |' in text
     # A second call reuses every finished run (nothing retrained) and finds the figures within the stated std.
     stamps = {d: (d / 'metrics.json').stat().st_mtime_ns for runs in dirs.values() for d in runs}
     res = run_cli('reproduce', str(table), '--out', str(out), '--readme', str(readme))
@@ -58,10 +65,21 @@ def test_reproduce_runs_aggregates_reuses_and_checks(table, tmp_path):
     assert res.returncode == 1 and '1 of 8 figures outside the stated std' in res.stderr
     assert any(line.startswith('MF') and 'recall@20' in line and line.endswith('NO') for line in res.stdout.splitlines())
 
+
 def test_packaged_tiktok_table():
     name, spec = load_table('tiktok')
-    assert name == 'tiktok' and spec['seeds'] == [0, 1, 2]
+    assert name == 'tiktok' and spec['seeds'] == [0, 1, 2, 3, 4]
     assert [r['model'] for r in spec['rows']] == ['lightgcn', 'diffcl', 'ld4mrec']
+
+
+def test_a_table_without_seeds_runs_five(tmp_path):
+    from pyg_diffcl.training.reproduce import check_spec
+    spec = {'rows': [{'name': 'A', 'model': 'mf'}]}
+    check_spec(spec, 'x')
+    assert spec['seeds'] == [0, 1, 2, 3, 4]
+    for bad in ([], [0, -1], 'all', [True]):
+        with pytest.raises(Exception, match='seeds must be a non-empty list'):
+            check_spec({'rows': [{'name': 'A', 'model': 'mf'}], 'seeds': bad}, 'x')
 
 
 def test_unknown_table(tmp_path):
@@ -90,7 +108,7 @@ def test_tables_share_runs_and_choose_their_columns(tmp_path):
     copied = json.loads((runs / 'reproduce-b' / 'mf-again-s0' / 'metrics.json').read_text())
     assert copied == first
     header = next(line for line in res.stdout.splitlines() if line.startswith('| model |'))
-    assert 'test recall@10 | test ndcg@10 | valid recall@20' in header and 'recall@50' not in header
+    assert 'test recall@10 | test ndcg@10 | worst seed: recall@10 | valid recall@20' in header and 'recall@50' not in header
     wider = json.loads((runs / 'reproduce-b' / 'mf-wider-s0' / 'metrics.json').read_text())
     row = next(line for line in res.stdout.splitlines() if line.startswith('| MF wider |'))
     assert f"| {wider['test']['recall@10']:.4f} |" in row and '±' not in row  # one seed: no spread shown
