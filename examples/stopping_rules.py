@@ -12,6 +12,10 @@ epoch falls below the run's best over the whole log, the worst run) and the mean
 A rule that has not stopped by the end of a log is *censored* there (``cens``): its figures are those of the
 whole log, a lower bound on what it would reach. Only validation figures are read; the test split is never
 opened, so the rule may be chosen from this table.
+
+The log holds each validation value in full, so the replay sees what the trainer saw. Older logs rounded
+them to six decimals; on those, a near-tie of two trailing means can break the other way and a replayed
+stop can differ from the run's by a few epochs.
 """
 from __future__ import annotations
 

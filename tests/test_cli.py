@@ -39,7 +39,8 @@ def test_run_directory_contract(trained):
     assert all(0 < float(r['grad_norm']) <= float(r['grad_norm_max']) for r in rows)
     best = max(rows, key=lambda r: float(r['valid_recall@20']))
     assert int(best['epoch']) == m['best_epoch']  # selected on validation
-    assert float(best['valid_recall@20']) == pytest.approx(m['valid']['recall@20'], abs=1e-6)
+    # The log holds validation values in full: the selected one is the value metrics.json records, exactly.
+    assert float(best['valid_recall@20']) == m['valid']['recall@20']
     ckpt = torch.load(run / 'best.pt', weights_only=True)
     assert ckpt['epoch'] == m['best_epoch']
 

@@ -302,7 +302,10 @@ _METRIC_NAMES = ('recall', 'ndcg', 'precision', 'map', 'hitrate')
 
 def _log_row(rec: EpochRecord, metric_keys: List[str]) -> List[str]:
     return ([rec.epoch, f'{rec.loss:.6f}', f'{rec.train_seconds:.4f}', f'{rec.eval_seconds:.4f}',
-             f'{rec.grad_norm:.6g}', f'{rec.grad_norm_max:.6g}'] + [f'{rec.valid[k]:.6f}' for k in metric_keys])
+             f'{rec.grad_norm:.6g}', f'{rec.grad_norm_max:.6g}']
+            # Validation values in full (repr round-trips a float), so that the early-stopping rule replayed on
+            # the log (examples/stopping_rules.py) sees the very values the trainer saw.
+            + [repr(float(rec.valid[k])) for k in metric_keys])
 
 
 def _write_log(path: Path, history: List[EpochRecord], metric_keys: List[str]) -> None:
