@@ -30,17 +30,20 @@ def test_environment_yml_names_the_same_dependencies_and_pins():
     pip_section = next(d['pip'] for d in env['dependencies'] if isinstance(d, dict))
     env_pip = dict(split_req(r) for r in pip_section)
     assert set(env_pip) == set(core) | set(test_extra)
+    pinned = {'torch': 'TORCH_SPEC', 'torch-geometric': 'PYG_SPEC'}
     for name, spec in {**core, **test_extra}.items():
-        if name == 'torch':
+        if name in pinned:
             continue
         assert env_pip[name] == spec, name
-    # torch: pyproject accepts a range (so CUDA builds are not replaced); the conda file and the installer
-    # pin the same version, which the range admits.
+    # torch and PyG: pyproject accepts a range (so a user's CUDA build or own PyG is not replaced); the conda
+    # file and the installer pin the same version, which the range admits.
     installer = (ROOT / 'tools' / 'setup_env.sh').read_text()
-    pin = re.search(r'TORCH_SPEC:-torch==([0-9.]+)', installer).group(1)
-    assert env_pip['torch'] == f'=={pin}'
-    low = core['torch'].removeprefix('>=')
-    assert tuple(map(int, pin.split('.'))) >= tuple(map(int, low.split('.')))
+    for name, var in pinned.items():
+        assert core[name].startswith('>='), name
+        pin = re.search(rf'{var}:-{name}==([0-9.]+)', installer).group(1)
+        assert env_pip[name] == f'=={pin}'
+        low = core[name].removeprefix('>=')
+        assert tuple(map(int, pin.split('.'))) >= tuple(map(int, low.split('.'))), name
     # The compiled extras: the same pins in the conda file's post-install line and in the installer.
     post = re.search(r'post-install: pip install --no-build-isolation (.+)', env_text).group(1).split()
     assert dict(split_req(r) for r in post) == sparse
@@ -58,3 +61,14 @@ def test_readme_commands_exist_and_ci_runs_the_test_command():
 
 def test_console_script_declared():
     assert pyproject()['scripts']['pyg-diffcl'] == 'pyg_diffcl.cli:main'
+
+
+def test_import_is_cheap_and_exposes_the_subpackages():
+    import subprocess
+    import sys
+    code = ("import sys, pyg_diffcl; heavy = 'torch' in sys.modules; "
+            "print(heavy, pyg_diffcl.nn.LightGCNPropagation.__name__, pyg_diffcl.models.DiffCL.__name__, "
+            "pyg_diffcl.ops.BipartiteAdj.__name__, sorted(set(pyg_diffcl.__all__) - set(dir(pyg_diffcl))))")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ['False', 'LightGCNPropagation', 'DiffCL', 'BipartiteAdj', '[]']

@@ -4,6 +4,8 @@
 #   TORCH_SPEC   the torch requirement (default "torch==2.13.0", the CPU build on this project's machines).
 #                CUDA users, for example:
 #                  make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+#   PYG_SPEC     the torch-geometric requirement installed and tested here (default "torch-geometric==2.8.1";
+#                pyproject.toml itself only asks for >= 2.6)
 #   PYTHON       the interpreter that creates the venv (default python3)
 #
 # torch-scatter and torch-sparse are compiled against the installed torch with --no-build-isolation
@@ -13,6 +15,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+PYG_SPEC=${PYG_SPEC:-torch-geometric==2.8.1}
 STAMP="$VENV/.pyg_diffcl-installed"
 
 # Fast path: everything was installed after the last change to the project's dependencies.
@@ -44,6 +47,7 @@ for pkg in torch_scatter:torch-scatter==2.1.2 torch_sparse:torch-sparse==0.6.18;
 done
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     echo "[setup] installing pyg_diffcl (editable) and its dependencies"
-    pip_q --no-build-isolation -e ".[test]"
+    # shellcheck disable=SC2086
+    pip_q --no-build-isolation $PYG_SPEC -e ".[test]"
     touch "$STAMP"
 fi

@@ -1,13 +1,14 @@
 r"""The small contract every recommender of this library fulfils."""
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Tuple, Union
 
 import torch
 from torch import Tensor
+from torch_geometric.typing import Adj
 
 from ..datasets.sampler import BPRBatch, BPRSampler
-from ..ops import BipartiteAdj
+from ..ops import AdjacencyCache, BipartiteAdj
 
 
 class Recommender(torch.nn.Module):
@@ -24,6 +25,11 @@ class Recommender(torch.nn.Module):
     * :meth:`make_sampler` -- the training batches (BPR triples by default; LD4MRec: users).
     * :meth:`pre_epoch` -- a hook called before every epoch (per-epoch resampling; no-op by default).
     * :meth:`from_config` -- build from a typed config dataclass and the data set.
+
+    Every method that takes the training graph :obj:`adj` accepts PyG's forms of the users x items
+    adjacency (an ``edge_index`` of (user, item) pairs, an ``EdgeIndex``, a ``SparseTensor``, a
+    ``torch.sparse`` matrix) or a prepared :class:`~pyg_diffcl.ops.BipartiteAdj`; :meth:`prepare_adj` turns
+    the first kinds into the last, once per graph.
     """
     #: The dataclass of this model's hyper-parameters (set by subclasses).
     config_cls: Any = None
@@ -34,6 +40,12 @@ class Recommender(torch.nn.Module):
             raise ValueError(f'need at least one user and one item, got {num_users} and {num_items}')
         self.num_users = int(num_users)
         self.num_items = int(num_items)
+        self.adj_cache = AdjacencyCache()
+
+    def prepare_adj(self, adj: Union[Adj, BipartiteAdj]) -> BipartiteAdj:
+        """The normalised :class:`~pyg_diffcl.ops.BipartiteAdj` of :obj:`adj`, of this model's sizes, prepared
+        once for a graph passed again and again (:class:`~pyg_diffcl.ops.AdjacencyCache`)."""
+        return self.adj_cache(adj, self.num_users, self.num_items)
 
     @classmethod
     def from_config(cls, config: Any, dataset: Any) -> 'Recommender':
@@ -57,7 +69,7 @@ class Recommender(torch.nn.Module):
         :class:`~pyg_diffcl.datasets.BPRSampler`)."""
         return BPRSampler(edge_index, self.num_items, batch_size, seed)
 
-    def scorer(self, adj: BipartiteAdj) -> Callable[[Tensor], Tensor]:
+    def scorer(self, adj: Union[Adj, BipartiteAdj]) -> Callable[[Tensor], Tensor]:
         """A ``users -> [len(users), num_items]`` score function, the model's embeddings computed once."""
         emb = self.get_embedding(adj)
         device = emb[0].device

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.typing import Adj
 
 from ..datasets.sampler import BPRBatch
 from ..errors import ConfigError, check_choice
@@ -272,13 +273,14 @@ class DiffCL(Recommender):
         # 'items': the mean of the user's training items' rows
         return self.propagation.conv((item0, None), adj.item_mean_to_user)
 
-    def encode(self, adj: BipartiteAdj) -> Tuple[Pair, Dict[str, Pair]]:
+    def encode(self, adj: Union[Adj, BipartiteAdj]) -> Tuple[Pair, Dict[str, Pair]]:
         """``(E_id, {m: E_m})`` after the user-item graph encoders (Eq. 3-5), as (user, item) pairs.
 
         The branches share the graph but are propagated one by one: a CSR product's cost per column grows
         with the number of columns once the dense operands leave the cache (on tiktok, 4 layers forward and
         backward: one 192-column propagation 48 ms, three 64-column ones 38 ms), and each output entry is the
         same sum in the same order either way, so the two give identical bits."""
+        adj = self.prepare_adj(adj)
         id_pair = self.propagation(adj, self._layer0(self.id_user.weight, self._norm_id),
                                    self._layer0(self.id_item.weight, self._norm_id))
         mods = {}
@@ -308,7 +310,7 @@ class DiffCL(Recommender):
             out[m] = (u, i + h)
         return out
 
-    def get_embedding(self, adj: BipartiteAdj) -> Pair:
+    def get_embedding(self, adj: Union[Adj, BipartiteAdj]) -> Pair:
         """Concatenations ``[fused | id]``, so that the inner product is Eq. 30's score."""
         e_id, mods = self.encode(adj)
         enh = self.enhance(mods)
@@ -316,7 +318,7 @@ class DiffCL(Recommender):
         return torch.cat([fused[0], e_id[0]], dim=-1), torch.cat([fused[1], e_id[1]], dim=-1)
 
     # ---------------------------------------------------------------------------------------------- loss
-    def loss(self, adj: BipartiteAdj, batch: BPRBatch) -> Tensor:
+    def loss(self, adj: Union[Adj, BipartiteAdj], batch: BPRBatch) -> Tensor:
         c = self.config
         e_id, mods = self.encode(adj)
         enh = self.enhance(mods)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from torch import Tensor
+from torch_geometric.typing import Adj
 
 from ..nn import LightGCNPropagation
 from ..ops import BipartiteAdj
@@ -61,8 +62,8 @@ class LightGCN(MF):
         return cls(dataset.num_users, dataset.num_items, config.embedding_dim, config.num_layers,
                    config.reg_weight, config.alpha)
 
-    def get_embedding(self, adj: BipartiteAdj) -> Tuple[Tensor, Tensor]:
-        return self.propagation(adj, self.user_emb.weight, self.item_emb.weight)
+    def get_embedding(self, adj: Union[Adj, BipartiteAdj]) -> Tuple[Tensor, Tensor]:
+        return self.propagation(self.prepare_adj(adj), self.user_emb.weight, self.item_emb.weight)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '

@@ -1,7 +1,8 @@
 r"""Low-level sparse operations shared by the data sets and the layers: normalisation, the prepared
 bipartite adjacency, and the sparse-times-dense product with its backend dispatch (in one place)."""
 from .norm import bipartite_gcn_norm
-from .adj import Adjacency, BipartiteAdj, available_backends, resolve_backend, BACKENDS
+from .adj import (Adjacency, AdjacencyCache, BipartiteAdj, available_backends, bipartite_coo, normalize_sparse_adj,
+                  resolve_backend, BACKENDS, user_item_edge_type)
 from .spmm import spmm
 from .knn import knn_graph
 from .item_graph import item_knn_graph
@@ -14,7 +15,11 @@ from .svd import collaborative_maps, collaborative_signals, interaction_matrix, 
 __all__ = [
     'bipartite_gcn_norm',
     'Adjacency',
+    'AdjacencyCache',
     'BipartiteAdj',
+    'bipartite_coo',
+    'normalize_sparse_adj',
+    'user_item_edge_type',
     'available_backends',
     'resolve_backend',
     'BACKENDS',

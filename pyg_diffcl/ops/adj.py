@@ -210,27 +210,86 @@ class BipartiteAdj:
     Pass either one as the ``edge_index`` of
     :class:`~pyg_diffcl.nn.conv.BipartiteLightGCNConv`.
 
+    An optional prepared cache: every layer and model of the library also takes PyG's own forms of the
+    adjacency and prepares one of these from them (:meth:`from_adj`).
+
     Args:
         edge_index (Tensor): ``[2, E]`` training (user, item) pairs.
         num_users (int): The number of users.
         num_items (int): The number of items.
         backend (str): The sparse backend (:data:`BACKENDS` or ``'auto'``). (default: :obj:`'auto'`)
-        normalize (bool): Apply the symmetric normalisation; else unit weights. (default: :obj:`True`)
+        normalize (bool): Apply the symmetric normalisation; else the weights as given.
+            (default: :obj:`True`)
+        edge_weight (Tensor, optional): ``[E]`` entries :math:`r_{ui}` of :math:`\mathbf{R}` (ones when
+            :obj:`None`); the degrees of the normalisation are their row and column sums, as in PyG's
+            :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm`. (default: :obj:`None`)
     """
     def __init__(self, edge_index: Tensor, num_users: int, num_items: int, backend: str = 'auto',
-                 normalize: bool = True) -> None:
+                 normalize: bool = True, edge_weight: Optional[Tensor] = None) -> None:
         self.num_users = int(num_users)
         self.num_items = int(num_items)
         self.normalize = normalize
-        edge_index = edge_index.long()
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f'edge_index: expected a [2, E] tensor of (user, item) pairs, got '
+                             f'{_describe(edge_index)}')
+        edge_index = edge_index.as_subclass(Tensor).long()  # an EdgeIndex becomes a plain tensor
+        if edge_weight is not None and (edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1)):
+            raise ValueError(f'edge_weight: expected [{edge_index.size(1)}] values, got '
+                             f'{tuple(edge_weight.shape)}')
+        if edge_index.numel():
+            for name, row, n in (('users', edge_index[0], self.num_users), ('items', edge_index[1],
+                                                                           self.num_items)):
+                lo, hi = int(row.min()), int(row.max())
+                if lo < 0 or hi >= n:
+                    raise ValueError(f'edge_index: {name} ids must lie in 0..{n - 1}, got {lo}..{hi}')
         if normalize:
-            weight = bipartite_gcn_norm(edge_index, self.num_users, self.num_items)
+            weight = bipartite_gcn_norm(edge_index, self.num_users, self.num_items, edge_weight)
+        elif edge_weight is not None:
+            weight = edge_weight.detach().float()
         else:
             weight = torch.ones(edge_index.size(1), device=edge_index.device)
         self.edge_index = edge_index
         self.edge_weight = weight
+        self._raw_weight = None if edge_weight is None else edge_weight.detach()
         self.item_to_user = Adjacency(edge_index, weight, (self.num_users, self.num_items), backend)
         self.user_to_item = self.item_to_user.t()
+
+    @classmethod
+    def from_adj(cls, adj: Any, num_users: Optional[int] = None, num_items: Optional[int] = None,
+                 backend: str = 'auto', normalize: bool = True) -> 'BipartiteAdj':
+        r"""Prepare the adjacency from any of PyG's forms of a user-item graph :math:`\mathbf{R}`
+        (users x items):
+
+        * an ``edge_index`` ``[2, E]`` of (user, item) pairs (sizes from :obj:`num_users`/:obj:`num_items`);
+        * an :class:`~torch_geometric.EdgeIndex` of (user, item) pairs with ``sparse_size=(U, I)``;
+        * a :class:`torch_sparse.SparseTensor` of shape ``(U, I)``, with or without values;
+        * a ``torch.sparse`` tensor of shape ``(U, I)`` (COO, CSR or CSC);
+        * a :class:`BipartiteAdj`, returned as it is (it carries its own normalisation).
+
+        Values of a sparse input are the entries :math:`r_{ui}`; with :obj:`normalize=True` they are
+        normalised as PyG's :class:`~torch_geometric.nn.conv.LGConv` normalises a weighted adjacency
+        (:func:`bipartite_gcn_norm`), with :obj:`normalize=False` they are used as they are.
+
+        Raises:
+            ValueError: a size that disagrees with :obj:`num_users`/:obj:`num_items`, ids out of range, or a
+                missing size. TypeError: an object of none of these forms.
+        """
+        if isinstance(adj, BipartiteAdj):
+            for name, want, have in (('num_users', num_users, adj.num_users), ('num_items', num_items,
+                                                                               adj.num_items)):
+                if want is not None and int(want) != have:
+                    raise ValueError(f'adj: a BipartiteAdj with {name}={have}, but {name}={want} was asked')
+            return adj
+        edge_index, weight, size = bipartite_coo(adj)
+        sizes = []
+        for name, want, have in (('num_users', num_users, size[0]), ('num_items', num_items, size[1])):
+            if want is not None and have is not None and int(want) != int(have):
+                raise ValueError(f'adj: its shape says {name}={have}, but {name}={want} was given')
+            n = want if want is not None else have
+            if n is None:
+                raise ValueError(f'adj: an edge_index does not carry the graph size; pass {name}')
+            sizes.append(int(n))
+        return cls(edge_index, sizes[0], sizes[1], backend, normalize, weight)
 
     @property
     def item_mean_to_user(self) -> Adjacency:
@@ -244,10 +303,17 @@ class BipartiteAdj:
         return adj
 
     @classmethod
-    def from_data(cls, data: Any, backend: str = 'auto', normalize: bool = True) -> 'BipartiteAdj':
-        """Build from a :class:`~pyg_diffcl.datasets.MMRecDataset` graph (its training edges)."""
-        ei = data['user', 'rates', 'item'].edge_index
-        return cls(ei, data['user'].num_nodes, data['item'].num_nodes, backend, normalize)
+    def from_data(cls, data: Any, edge_type: Optional[Tuple[str, str, str]] = None, backend: str = 'auto',
+                  normalize: bool = True) -> 'BipartiteAdj':
+        """Build from a :class:`~torch_geometric.data.HeteroData` graph: the edges of :obj:`edge_type`, or of
+        the graph's only user-item edge type when :obj:`None` (:func:`user_item_edge_type`), with the
+        source node type as users and the destination node type as items."""
+        if isinstance(edge_type, str):
+            raise TypeError(f'edge_type: expected a (src, rel, dst) triple, got {edge_type!r}')
+        edge_type = user_item_edge_type(data, edge_type)
+        store = data[edge_type]
+        return cls(store.edge_index, data[edge_type[0]].num_nodes, data[edge_type[2]].num_nodes, backend,
+                   normalize, getattr(store, 'edge_weight', None))
 
     @property
     def backend(self) -> str:
@@ -257,8 +323,139 @@ class BipartiteAdj:
         if self.edge_index.device == torch.device(device):
             return self
         return BipartiteAdj(self.edge_index.to(device), self.num_users, self.num_items, self.backend,
-                            self.normalize)
+                            self.normalize, None if self._raw_weight is None else self._raw_weight.to(device))
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(users={self.num_users}, items={self.num_items}, '
                 f'nnz={self.edge_index.size(1)}, backend={self.backend!r})')
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Tensor):
+        return f'{type(obj).__name__} of shape {tuple(obj.shape)} and dtype {obj.dtype}'
+    return type(obj).__name__
+
+
+def bipartite_coo(adj: Any) -> Tuple[Tensor, Optional[Tensor], Tuple[Optional[int], Optional[int]]]:
+    r"""``(edge_index [2, E], values [E] or None, (rows, cols))`` of a user-item adjacency given in any of
+    PyG's forms (see :meth:`BipartiteAdj.from_adj`); a size is :obj:`None` where the input does not carry it
+    (a plain ``edge_index``)."""
+    from torch_geometric import EdgeIndex
+    if isinstance(adj, EdgeIndex):
+        rows, cols = adj.sparse_size()
+        return adj.as_subclass(Tensor), None, (rows, cols)
+    if pyg_typing.WITH_TORCH_SPARSE:
+        from torch_sparse import SparseTensor
+        if isinstance(adj, SparseTensor):
+            row, col, value = adj.coo()
+            return torch.stack([row, col]), value, (adj.size(0), adj.size(1))
+    if isinstance(adj, Tensor) and adj.layout != torch.strided:
+        if adj.dim() != 2:
+            raise ValueError(f'adj: expected a 2-D sparse (users x items) matrix, got {_describe(adj)}')
+        coo = (adj if adj.layout == torch.sparse_coo else adj.to_sparse_coo()).coalesce()
+        return coo.indices(), coo.values(), (adj.size(0), adj.size(1))
+    if isinstance(adj, Tensor):
+        if adj.dim() != 2 or adj.size(0) != 2 or adj.is_floating_point() or adj.dtype == torch.bool:
+            raise ValueError(f'adj: expected an integer edge_index [2, E] of (user, item) pairs, got '
+                             f'{_describe(adj)}')
+        return adj, None, (None, None)
+    raise TypeError(f'adj: expected an edge_index, EdgeIndex, SparseTensor, torch.sparse tensor or '
+                    f'BipartiteAdj, got {type(adj).__name__}')
+
+
+def user_item_edge_type(data: Any, edge_type: Optional[Tuple[str, str, str]] = None) -> Tuple[str, str, str]:
+    r"""The user-item edge type of a :class:`~torch_geometric.data.HeteroData` graph.
+
+    With :obj:`edge_type` given, it is checked to exist. Otherwise the graph must have exactly one edge type
+    between two different node types, not counting reverse edges: a type whose relation starts with
+    ``'rev_'`` (added by :class:`~torch_geometric.transforms.ToUndirected`), or the second of a pair
+    :math:`(a, r, b)`, :math:`(b, r', a)` in :obj:`data.edge_types` order (PyG's ``MovieLens100K`` stores
+    ``('user', 'rates', 'movie')`` before ``('movie', 'rated_by', 'user')``). The source node type is taken
+    as the users, the destination as the items: ``('customer', 'buys', 'product')`` works as
+    ``('user', 'rates', 'item')`` does.
+
+    Raises:
+        ValueError: the named type is missing, or there is no single candidate (the message lists them).
+    """
+    types = [tuple(t) for t in getattr(data, 'edge_types', [])]
+    if edge_type is not None:
+        edge_type = tuple(edge_type)
+        if edge_type not in types:
+            raise ValueError(f'edge_type: {edge_type} is not in the graph (edge types: {types})')
+        return edge_type  # type: ignore[return-value]
+    candidates: List[Tuple[str, str, str]] = []
+    for t in types:
+        src, rel, dst = t
+        if src == dst or rel.startswith('rev_'):
+            continue
+        if any(c[0] == dst and c[2] == src for c in candidates):  # the reverse of one already kept
+            continue
+        candidates.append(t)  # type: ignore[arg-type]
+    if len(candidates) != 1:
+        raise ValueError(f'edge_type: the graph has {len(candidates)} candidate user-item edge types '
+                         f'({candidates}; all edge types: {types}); name one')
+    return candidates[0]
+
+
+def normalize_sparse_adj(adj: Any) -> Any:
+    r"""LightGCN's symmetric normalisation of a sparse bipartite matrix :math:`\mathbf{M}` (``SparseTensor``
+    or ``torch.sparse``, values :math:`m_{ij}` or ones), returned in the same form:
+    :math:`m_{ij} / \sqrt{\sum_{j'} m_{ij'}} \sqrt{\sum_{i'} m_{i'j}}`, the rows and the columns being the
+    two node sets (:func:`bipartite_gcn_norm`). What :class:`~torch_geometric.nn.conv.LGConv` does to a
+    sparse adjacency with ``normalize=True``, for a rectangular one."""
+    edge_index, value, size = bipartite_coo(adj)
+    weight = bipartite_gcn_norm(edge_index, int(size[0]), int(size[1]), value)
+    if isinstance(adj, Tensor):
+        out = torch.sparse_coo_tensor(edge_index, weight, adj.shape, is_coalesced=True)
+        return {torch.sparse_csr: out.to_sparse_csr, torch.sparse_csc: out.to_sparse_csc}.get(
+            adj.layout, lambda: out)()
+    return adj.set_value(weight, layout='coo')
+
+
+def _versions(adj: Any) -> Tuple[int, ...]:
+    """In-place modification counters of the tensors behind :obj:`adj` (a changed graph is prepared anew)."""
+    if isinstance(adj, Tensor):
+        return (adj._version,)
+    storage = getattr(adj, 'storage', None)  # SparseTensor
+    if storage is not None:
+        parts = (storage.row(), storage.col(), storage.value())
+        return tuple(-1 if t is None else t._version for t in parts)
+    return ()
+
+
+class AdjacencyCache:
+    r"""The :class:`BipartiteAdj` prepared for the last adjacency a layer or model was given, so that a caller
+    who passes the same ``edge_index`` (or ``EdgeIndex``, ``SparseTensor``, ``torch.sparse`` matrix) at every
+    step, as PyG's examples do, pays for the normalisation and the sparse layout once.
+
+    The entry is reused only for the very same object, unchanged since (its in-place version counters), of
+    the same sizes; anything else is prepared anew and replaces it. A :class:`BipartiteAdj` is used as it
+    is. The cache holds a reference to the last input.
+
+    Args:
+        backend (str): The sparse backend of the prepared adjacency. (default: :obj:`'auto'`)
+        normalize (bool): Normalise raw inputs (:meth:`BipartiteAdj.from_adj`). (default: :obj:`True`)
+    """
+    def __init__(self, backend: str = 'auto', normalize: bool = True) -> None:
+        self.backend, self.normalize = backend, normalize
+        self._entry: Optional[Tuple[Any, Tuple[Any, ...], BipartiteAdj]] = None
+
+    def __call__(self, adj: Any, num_users: Optional[int] = None, num_items: Optional[int] = None
+                 ) -> BipartiteAdj:
+        if isinstance(adj, BipartiteAdj):
+            return BipartiteAdj.from_adj(adj, num_users, num_items)
+        key = (_versions(adj), num_users, num_items)
+        if self._entry is not None and self._entry[0] is adj and self._entry[1] == key:
+            return self._entry[2]
+        prepared = BipartiteAdj.from_adj(adj, num_users, num_items, self.backend, self.normalize)
+        self._entry = (adj, key, prepared)
+        return prepared
+
+    def clear(self) -> None:
+        self._entry = None
+
+    def __getstate__(self) -> dict:  # a copied or pickled module does not carry the graph along
+        return {'backend': self.backend, 'normalize': self.normalize, '_entry': None}
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(backend={self.backend!r}, normalize={self.normalize})'

@@ -31,7 +31,8 @@ def tune_allocator(mmap_threshold: int = DEFAULT_MMAP_THRESHOLD, trim_threshold:
     ``benchmarks/train_speed.py``).
 
     A no-op returning :obj:`False` off Linux/glibc, when already applied, or when the environment variable
-    ``PYG_DIFFCL_TUNE_MALLOC`` is ``0``. The command line and :func:`~pyg_diffcl.training.train_run` call it.
+    ``PYG_DIFFCL_TUNE_MALLOC`` is ``0``. The ``pyg-diffcl`` entry point calls it; nothing else in the package
+    does, so importing or calling the library leaves the process's allocator as it was.
     """
     global _done
     if _done or os.environ.get('PYG_DIFFCL_TUNE_MALLOC', '1') == '0' or not sys.platform.startswith('linux'):

@@ -44,7 +44,7 @@ from ..datasets.mmrec import EDGE_TYPE
 from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupted, UserInputError
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
-from ..ops import BipartiteAdj, tune_allocator
+from ..ops import BipartiteAdj
 from .config import RunConfig, check_config, from_dict
 from .distributed import DistContext, barrier, broadcast_object, init_distributed
 from .trainer import EpochRecord, NonFiniteLossError, Trainer, model_scores
@@ -249,12 +249,12 @@ def data_summary(dataset: MMRecDataset) -> Dict[str, Any]:
 
 
 def _write_curves(path: Path, history: List[EpochRecord], best_epoch: int, metric: str) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    # A bare Figure draws through its own Agg canvas: no pyplot state, no switch of the caller's backend.
+    from matplotlib.figure import Figure
 
     epochs = [r.epoch for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(epochs, [r.loss for r in history], color='C0')
     ax1.set_xlabel('epoch')
     ax1.set_ylabel('training loss')
@@ -268,7 +268,6 @@ def _write_curves(path: Path, history: List[EpochRecord], best_epoch: int, metri
     ax2.legend(loc='lower right', fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def save_checkpoint(path: Path, state: Dict[str, Tensor], epoch: int, config: RunConfig,
@@ -325,11 +324,11 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
               log=print) -> Dict[str, Any]:
     """Train, select on validation, test the selected epoch once, write the run directory.
 
-    Returns the content of ``metrics.json``. Applies :func:`~pyg_diffcl.ops.tune_allocator` (opt out with
-    ``PYG_DIFFCL_TUNE_MALLOC=0``). A SIGINT saves the state and raises
-    :class:`~pyg_diffcl.errors.TrainingInterrupted`; :func:`resume_run` continues it.
+    Returns the content of ``metrics.json``. Changes no process-wide setting: the ``pyg-diffcl`` entry point
+    applies :func:`~pyg_diffcl.ops.tune_allocator` itself, and a Python caller may do the same. A SIGINT
+    saves the state and raises :class:`~pyg_diffcl.errors.TrainingInterrupted`; :func:`resume_run`
+    continues it.
     """
-    tune_allocator()
     out = Path(out)
     ctx = init_distributed(config.train.device.split(':')[0])
     _on_main(ctx, lambda: check_out_dir(out, overwrite))
@@ -361,7 +360,6 @@ def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Opti
     recorded. Reaches the same ``metrics.json`` as an uninterrupted run (timings and peak memory aside).
     """
     import yaml
-    tune_allocator()
     run_dir = Path(run_dir)
     if (run_dir / 'metrics.json').exists():
         raise ConfigError(f'--resume {run_dir}: the run is complete (metrics.json); nothing to resume')

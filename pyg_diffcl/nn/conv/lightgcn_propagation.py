@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+from torch_geometric.typing import Adj
 
-from ...ops import BipartiteAdj
+from ...ops import AdjacencyCache, BipartiteAdj, resolve_backend
 from .bipartite_lightgcn_conv import BipartiteLightGCNConv
 
 
@@ -32,6 +33,13 @@ class LightGCNPropagation(torch.nn.Module):
     :math:`O((|\mathcal{U}|+|\mathcal{I}|) d)` instead of :math:`O(K (|\mathcal{U}|+|\mathcal{I}|) d)`) and
     the layer sums accumulate in place. :obj:`fused=False` records every layer on the autograd tape.
 
+    The adjacency :math:`\mathbf{R}` (users x items) may be given in any of PyG's forms: an ``edge_index``
+    ``[2, E]`` of (user, item) pairs, an :class:`~torch_geometric.EdgeIndex` with ``sparse_size=(U, I)``, a
+    ``SparseTensor`` or ``torch.sparse`` matrix of shape ``(U, I)`` (values as weights), or a prepared
+    :class:`~pyg_diffcl.ops.BipartiteAdj`. Raw inputs are normalised as above (weighted degrees for weighted
+    ones) and prepared once: the layer keeps the prepared adjacency of the last input it saw
+    (:class:`~pyg_diffcl.ops.AdjacencyCache`) and reuses it while the same, unmodified object comes back.
+
     Args:
         num_layers (int): :math:`K`.
         combine (str, optional): ``'mean'`` or ``'sum'``. (default: :obj:`'mean'`)
@@ -39,10 +47,18 @@ class LightGCNPropagation(torch.nn.Module):
             (default: :obj:`None`)
         fused (bool, optional): Run the stack as one autograd node whose backward is the same propagation
             (see above). (default: :obj:`True`)
+        backend (str, optional): The sparse backend of an adjacency prepared from a raw input
+            (:data:`~pyg_diffcl.ops.BACKENDS` or ``'auto'``). (default: :obj:`'auto'`)
+
+    Shapes:
+        - **input:** adjacency (see above), user embeddings :math:`(|\mathcal{U}|, d)`, item embeddings
+          :math:`(|\mathcal{I}|, d)`
+        - **output:** ``(user, item)`` embeddings :math:`(|\mathcal{U}|, d)`, :math:`(|\mathcal{I}|, d)`
     """
     def __init__(self, num_layers: int, combine: str = 'mean', alpha: Optional[Sequence[float] | Tensor] = None,
-                 fused: bool = True) -> None:
+                 fused: bool = True, backend: str = 'auto') -> None:
         super().__init__()
+        resolve_backend(backend)
         if num_layers < 0:
             raise ValueError(f'num_layers must be non-negative, got {num_layers}')
         if combine not in ('mean', 'sum'):
@@ -58,11 +74,13 @@ class LightGCNPropagation(torch.nn.Module):
         # equal weights: sum the layers and scale once (saves 2L elementwise passes, forward and backward)
         self._common = float(alpha[0]) if bool((alpha == alpha[0]).all()) else None
         self.conv = BipartiteLightGCNConv()
+        self.adj_cache = AdjacencyCache(backend)
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
 
-    def forward(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, adj: Union[Adj, BipartiteAdj], x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
+        adj = self.adj_cache(adj, x_user.size(0), x_item.size(0))
         if self.fused and self.num_layers > 0 and torch.is_grad_enabled() and (x_user.requires_grad
                                                                               or x_item.requires_grad):
             return _FusedPropagation.apply(x_user, x_item, self, adj)

@@ -1,5 +1,7 @@
 import pytest
 import torch
+import torch_geometric.typing
+from torch_geometric import EdgeIndex
 from torch_geometric.nn import LGConv
 
 from pyg_diffcl.nn import BipartiteLightGCNConv
@@ -32,9 +34,48 @@ def test_pyg_sparse_layouts():
     ei, R = random_bipartite(users=6, items=9, p=0.3, seed=3)
     N = dense_norm(R)
     x_i, x_u = torch.randn(9, 4), torch.randn(6, 4)
+    # already normalised: normalize=False uses the values as they are
+    assert torch.allclose(BipartiteLightGCNConv(normalize=False)((x_i, x_u), N.to_sparse_csr()), N @ x_i,
+                          atol=1e-5)
+    # raw 0/1 matrices in every sparse layout: normalize=True normalises them, as LGConv does
     conv = BipartiteLightGCNConv()
-    csr = N.to_sparse_csr()
-    assert torch.allclose(conv((x_i, x_u), csr), N @ x_i, atol=1e-5)
+    raw = [R.to_sparse(), R.to_sparse_csr(), R.to_sparse_csc()]
+    if torch_geometric.typing.WITH_TORCH_SPARSE:
+        from torch_sparse import SparseTensor
+        raw += [SparseTensor.from_dense(R), SparseTensor.from_dense(R, has_value=False)]
+    for adj_t in raw:
+        assert torch.allclose(conv((x_i, x_u), adj_t), N @ x_i, atol=1e-5), type(adj_t)
+    with pytest.raises(ValueError, match='edge_weight'):
+        conv((x_i, x_u), R.to_sparse(), edge_weight=torch.ones(int(R.sum())))
+
+
+def test_weighted_sparse_input_is_normalised_by_weighted_degrees():
+    # hand-worked: M = [[2, 1], [0, 3]] (dst x src); row sums 3, 3; column sums 2, 4
+    M = torch.tensor([[2.0, 1.0], [0.0, 3.0]])
+    x = torch.tensor([[1.0], [10.0]])
+    expect = torch.tensor([[2 / (3 ** 0.5 * 2 ** 0.5) * 1 + 1 / (3 ** 0.5 * 2) * 10], [3 / (3 ** 0.5 * 2) * 10]])
+    assert torch.allclose(BipartiteLightGCNConv()((x, x), M.to_sparse()), expect, atol=1e-6)
+    # the same through an edge_index (source, destination) with edge_weight
+    ei = torch.tensor([[0, 1, 1], [0, 0, 1]])
+    out = BipartiteLightGCNConv()((x, x), ei, edge_weight=torch.tensor([2.0, 1.0, 3.0]))
+    assert torch.allclose(out, expect, atol=1e-6)
+
+
+@pytest.mark.parametrize('sort', ['row', 'col', None])
+def test_edge_index_type_in_pyg_convention(sort):
+    # An EdgeIndex is (source, destination), as PyG's layers read it; sorted by column it takes the fused path.
+    ei, R = random_bipartite(users=8, items=6, p=0.35, seed=5)
+    N = dense_norm(R)
+    x_i, x_u = torch.randn(6, 3, requires_grad=True), torch.randn(8, 3)
+    src_dst = ei.flip(0)  # (item, user)
+    if sort is not None:
+        key = src_dst[0] * 8 + src_dst[1] if sort == 'row' else src_dst[1] * 6 + src_dst[0]
+        src_dst = src_dst[:, key.argsort()]
+    e = EdgeIndex(src_dst, sparse_size=(6, 8), sort_order=sort)
+    out = BipartiteLightGCNConv()((x_i, x_u), e)
+    assert torch.allclose(out, N @ x_i, atol=1e-5)
+    g, = torch.autograd.grad(out.sum(), x_i)
+    assert torch.allclose(g, N.t() @ torch.ones(8, 3), atol=1e-5)
 
 
 def test_explicit_weights_and_no_normalisation():
