@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
@@ -140,8 +141,7 @@ def _ratios_arg(text: str) -> List[float]:
 
 
 def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
-    from .datasets import EMBEDDED_DATASETS
-    from .training.config import load_yaml, merge_layers, packaged_config, parse_set
+    from .training.config import load_yaml, merge_layers, packaged_for, parse_set
 
     user_layers = [load_yaml(args.config) if args.config else {}, parse_set(args.set)]
     flags: Dict[str, Dict[str, Any]] = {'model': {}, 'data': {}, 'train': {}}
@@ -162,8 +162,7 @@ def _train_layers(args: argparse.Namespace) -> List[Dict[str, Any]]:
     model = (merged.get('model') or {}).get('name') if isinstance(merged.get('model'), dict) else None
     data = (merged.get('data') or {}).get('name', 'tiktok') if isinstance(merged.get('data'), dict) \
         else 'tiktok'
-    packaged = packaged_config(data, model) if data in EMBEDDED_DATASETS and model else {}
-    return [packaged] + user_layers
+    return [packaged_for(str(data), model)] + user_layers
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -205,9 +204,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == 'prepare':
         from .datasets.prepare import prepare_dataset
-        rep = prepare_dataset(args.raw, args.out, args.user_col, args.item_col, args.time_col, args.rating_col,
-                              args.min_rating, _features_arg(args.features), args.split, _ratios_arg(args.ratios),
-                              args.seed, args.k_core, args.feature_id_col, args.fill, args.overwrite)
+        try:
+            rep = prepare_dataset(args.raw, args.out, args.user_col, args.item_col, args.time_col, args.rating_col,
+                                  args.min_rating, _features_arg(args.features), args.split,
+                                  _ratios_arg(args.ratios), args.seed, args.k_core, args.feature_id_col, args.fill,
+                                  args.overwrite)
+        except ValueError as e:
+            raise _in_flags(e, PREPARE_FLAGS) from None
         inter = rep.interactions
         print(f'[pyg-diffcl] {args.out}: {rep.users} users, {rep.items} items, train {inter["train"]} / valid '
               f'{inter["valid"]} / test {inter["test"]} (read {rep.rows_read} rows; dropped '
@@ -280,6 +283,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while torch and PyG are still being imported, before any work
         sys.stderr.write(f'{PROG}: interrupted\n')
         return 130
+
+
+#: The flags of ``prepare`` for the Python arguments of :func:`~pyg_diffcl.datasets.prepare.prepare_dataset`.
+PREPARE_FLAGS = {'user_col': '--user-col', 'item_col': '--item-col', 'time_col': '--time-col',
+                 'rating_col': '--rating-col', 'min_rating': '--min-rating', 'features': '--features',
+                 'split': '--split', 'ratios': '--ratios', 'seed': '--seed', 'k_core_min': '--k-core',
+                 'feature_id_col': '--feature-id-col', 'fill': '--fill', 'out': '--out',
+                 'overwrite=True': '--overwrite'}
+
+
+def _in_flags(error: ValueError, flags: Dict[str, str]) -> Exception:
+    """The library's error, which names Python arguments, reworded with the command's flags: a leading
+    ``name:`` and every mention of an argument whose name has an underscore (or ``name=True``)."""
+    from .errors import ConfigError, DataError
+    text = str(error)
+    head, sep, rest = text.partition(': ')
+    if sep and head in flags:
+        text = f'{flags[head]}: {rest}'
+    for name, flag in flags.items():
+        if '_' in name or '=' in name:
+            text = re.sub(rf'(?<![\w-]){re.escape(name)}(?![\w=])', flag, text)
+    return DataError(text) if isinstance(error, DataError) else ConfigError(text)
 
 
 def _flush_denormals() -> None:

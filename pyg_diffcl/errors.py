@@ -55,9 +55,3 @@ class TrainingInterrupted(RuntimeError):
     """Training was stopped by SIGINT (Ctrl-C) after saving its state; the message says how to resume (the CLI
     exits with status 130)."""
 
-
-def check_choice(name: str, value: Any, choices: Any) -> None:
-    """Raise :class:`ConfigError` unless :obj:`value` is one of :obj:`choices` (the model configuration's
-    option :obj:`name`, named ``model.<name>`` in the message, as ``--set`` spells it)."""
-    if value not in choices:
-        raise ConfigError(f'model.{name}: must be one of {list(choices)}, got {value!r}')

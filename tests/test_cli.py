@@ -135,11 +135,11 @@ def test_diffcl_end_to_end_with_a_preset(tmp_path):
 def test_diffcl_needs_features_and_checks_values(tmp_path):
     data = write_dataset(tmp_path / 'plain', modalities={})
     res = run_cli('train', '--model', 'diffcl', '--data', str(data), '--out', str(tmp_path / 'r'))
-    assert res.returncode == 2 and 'DiffCL needs item features' in res.stderr
+    assert res.returncode == 2 and 'DiffCL needs item features' in res.stderr and 'feat.npy' in res.stderr
     data = write_dataset(tmp_path / 'mm', modalities={'v': 3})
     res = run_cli('train', '--model', 'diffcl', '--data', str(data), '--set', 'model.predict=noise',
                   '--out', str(tmp_path / 'r2'))
-    assert res.returncode == 2 and "predict must be 'x0' or 'eps'" in res.stderr
+    assert res.returncode == 2 and "model.predict: must be one of ['x0', 'eps'], got 'noise'" in res.stderr
     assert len(res.stderr.strip().split('\n')) == 1
 
 
@@ -210,3 +210,22 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
     if epochs_done:
         assert (run / 'best.pt').is_file() and 'kept in' in lines[0]
         assert float(rows[0]['grad_norm']) > 0 and float(rows[0]['grad_norm_max']) >= float(rows[0]['grad_norm'])
+
+
+def test_a_local_folder_named_like_an_embedded_data_set_gets_no_preset(tmp_path):
+    """The packaged tiktok settings follow the data directory, not the name: a folder ./tiktok in the working
+    directory is the user's data, trained with the defaults."""
+    import yaml
+    from pyg_diffcl.training.config import packaged_for
+    write_dataset(tmp_path / 'tiktok', modalities={})
+    res = run_cli('train', '--model', 'lightgcn', '--data', 'tiktok', '--epochs', '1', '--set',
+                  'train.batch_size=64', '--out', str(tmp_path / 'r'), '--quiet', cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg = yaml.safe_load((tmp_path / 'r' / 'config.yaml').read_text())
+    assert cfg['model']['num_layers'] == 2 and cfg['model']['reg_weight'] == 1e-4  # the defaults
+    assert cfg['data']['name'] == 'tiktok' and cfg['data']['cold_users'] == 'error'
+    # the embedded directory itself, by name or by path, gets the packaged settings
+    from pyg_diffcl.datasets import EMBEDDED_DATASETS
+    for data in ('tiktok', str(EMBEDDED_DATASETS['tiktok'])):
+        assert packaged_for(data, 'lightgcn')['model']['num_layers'] == 4
+    assert packaged_for(str(tmp_path / 'tiktok'), 'lightgcn') == {}

@@ -93,11 +93,11 @@ def _read_table(path: Path, what: str):
         raise DataError(f'not a readable {what} table ({e})', path) from None
 
 
-def _column(df, name: Optional[str], path: Path, flag: str):
+def _column(df, name: Optional[str], path: Path, argument: str):
     if name is None:
         return None
     if name not in df.columns:
-        raise DataError(f"{flag} {name!r}: no such column (columns: {', '.join(map(str, df.columns))})", path, 1)
+        raise DataError(f"{argument} {name!r}: no such column (columns: {', '.join(map(str, df.columns))})", path, 1)
     return df[name]
 
 
@@ -191,7 +191,7 @@ def _load_features(name: str, spec: str, item_ids: np.ndarray, id_col: str, fill
         df = _read_table(path, f'features {name!r}')
         if id_col not in df.columns:
             raise DataError(f"no item id column {id_col!r} (columns: {', '.join(map(str, df.columns))}; "
-                            f"--feature-id-col names it)", path, 1)
+                            f"feature_id_col names it)", path, 1)
         rows = df[id_col].astype(str).tolist()
         values = df.drop(columns=[id_col])
         if values.shape[1] == 0:
@@ -226,7 +226,7 @@ def _load_features(name: str, spec: str, item_ids: np.ndarray, id_col: str, fill
         if fill == 'mean':
             out[~have] = out[have].mean(axis=0)
         warnings.warn(f'{source}: {missing} of {len(item_ids)} items have no {name!r} features; filled with '
-                      f'{"the mean feature row" if fill == "mean" else "zeros"} (--fill)', UserWarning)
+                      f'{"the mean feature row" if fill == "mean" else "zeros"} (fill)', UserWarning)
     return out, missing, unused
 
 
@@ -239,29 +239,29 @@ def prepare_dataset(raw: str | os.PathLike, out: str | os.PathLike, user_col: st
     """Write MMRec's layout for a raw interaction log (module docstring). Returns what was done."""
     raw, out = Path(raw), Path(out)
     if split not in SPLIT_MODES:
-        raise ConfigError(f"--split must be one of {', '.join(SPLIT_MODES)}, got {split!r}")
+        raise ValueError(f"split: must be one of {', '.join(SPLIT_MODES)}, got {split!r}")
     if fill not in FILLS:
-        raise ConfigError(f"--fill must be one of {', '.join(FILLS)}, got {fill!r}")
+        raise ValueError(f"fill: must be one of {', '.join(FILLS)}, got {fill!r}")
     if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
-        raise ConfigError(f'--ratios: expected three non-negative numbers, the first positive (train,valid,test), '
+        raise ValueError(f'ratios: expected three non-negative numbers, the first positive (train,valid,test), '
                           f'got {list(ratios)}')
     if not 0 <= seed < 2**63:
-        raise ConfigError(f'--seed: must be in 0..2^63-1, got {seed}')
+        raise ValueError(f'seed: must be in 0..2^63-1, got {seed}')
     if split in ('chronological', 'global-time') and time_col is None:
-        raise ConfigError(f'--split {split} needs --time-col')
+        raise ValueError(f'time_col: split={split!r} needs time_col')
     if min_rating is not None and rating_col is None:
-        raise ConfigError('--min-rating needs --rating-col')
+        raise ValueError('min_rating: needs rating_col')
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f'--out {out}: exists and is not empty; pass --overwrite to replace its files')
+        raise ValueError(f'out: {out} exists and is not empty; pass overwrite=True to replace its files')
     report = PrepareReport()
     df = _read_table(raw, 'interaction')
     report.rows_read = len(df)
     if not len(df):
         raise DataError('no interactions (the table is empty)', raw)
-    users = _column(df, user_col, raw, '--user-col').astype(str).to_numpy()
-    items = _column(df, item_col, raw, '--item-col').astype(str).to_numpy()
-    times = _numeric(_column(df, time_col, raw, '--time-col'), raw, time_col) if time_col else None
-    ratings = _numeric(_column(df, rating_col, raw, '--rating-col'), raw, rating_col) if rating_col else None
+    users = _column(df, user_col, raw, 'user_col').astype(str).to_numpy()
+    items = _column(df, item_col, raw, 'item_col').astype(str).to_numpy()
+    times = _numeric(_column(df, time_col, raw, 'time_col'), raw, time_col) if time_col else None
+    ratings = _numeric(_column(df, rating_col, raw, 'rating_col'), raw, rating_col) if rating_col else None
     for name, col in ((user_col, users), (item_col, items)):
         empty = np.flatnonzero(np.char.str_len(col.astype(str)) == 0)
         if empty.size:
@@ -299,7 +299,7 @@ def prepare_dataset(raw: str | os.PathLike, out: str | os.PathLike, user_col: st
     feats: Dict[str, np.ndarray] = {}
     for name, spec in (features or {}).items():
         if not name.isidentifier():
-            raise ConfigError(f'--features {name}={spec}: the modality name must be a word (letters, digits, _)')
+            raise ValueError(f'features: the modality name {name!r} (of {spec}) must be a word (letters, digits, _)')
         x, missing, unused = _load_features(name, spec, item_ids, feature_id_col or item_col, fill)
         feats[name] = x
         report.items_without_features[name] = missing

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -10,7 +9,7 @@ from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ..datasets.sampler import BPRBatch
-from ..errors import ConfigError, check_choice
+from ..checks import check_choice, check_non_negative, check_positive, check_probability
 from ..nn import (
     BPRLoss,
     DiffusionViewGenerator,
@@ -79,6 +78,40 @@ class DiffCLConfig:
     use_alignment: bool = True
     use_item_graph: bool = True
 
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field. Called on construction and by
+        :class:`DiffCL` (a field changed afterwards is checked there)."""
+        check_positive('embedding_dim', self.embedding_dim)
+        check_non_negative('num_layers', self.num_layers)
+        check_choice('layer_combine', self.layer_combine, ('mean', 'sum'))
+        check_choice('feature_norm', self.feature_norm, FEATURE_NORMS)
+        check_choice('fusion', self.fusion, ('convex', 'free', 'fixed'))
+        if self.modality_combine is not None:
+            check_choice('modality_combine', self.modality_combine, ('mean', 'sum'))
+        check_non_negative('modality_layers', self.modality_layers, allow_none=True)
+        check_choice('modality_users', self.modality_users, MODALITY_USERS)
+        check_choice('normalize_input', self.normalize_input, NORMALIZE_INPUTS)
+        check_probability('feat_dropout', self.feat_dropout)
+        for key in ('cl_weight', 'align_weight', 'emb_reg_weight', 'id_reg_weight', 'diff_weight'):
+            check_non_negative(key, getattr(self, key))
+        check_positive('tau', self.tau)
+        check_positive('cl_max_nodes', self.cl_max_nodes, allow_none=True)  # 0 would contrast nothing: NaN
+        if any(h < 1 for h in self.denoiser_hidden):
+            raise ValueError(f'denoiser_hidden: every size must be positive, got {list(self.denoiser_hidden)}')
+        check_probability('denoiser_dropout', self.denoiser_dropout)
+        check_positive('item_graph_k', self.item_graph_k)
+        check_non_negative('item_graph_layers', self.item_graph_layers)
+        check_positive('diffusion_steps', self.diffusion_steps)
+        if self.view_steps is not None and not 1 <= self.view_steps <= self.diffusion_steps:
+            raise ValueError(f'view_steps: must be in 1..diffusion_steps={self.diffusion_steps} (or None), got '
+                             f'{self.view_steps}')
+        check_choice('predict', self.predict, ('x0', 'eps'))
+        check_choice('align_axis', self.align_axis, ('all', 'dim'))
+        check_choice('align_stat', self.align_stat, ('std', 'var'))
 
 class DiffCL(Recommender):
     r"""DiffCL, from the `"DiffCL: A Diffusion-Based Contrastive Learning Framework with Semantic Alignment
@@ -171,19 +204,11 @@ class DiffCL(Recommender):
                  item_graphs: Optional[Dict[str, Pair]] = None, config: Optional[DiffCLConfig] = None) -> None:
         super().__init__(num_users, num_items)
         if not features:
-            raise ConfigError('DiffCL needs item features: the data set has no <modality>_feat.npy file '
-                              '(or no modality was selected: --modalities none or empty)')
+            raise ValueError('features: DiffCL needs item features of at least one modality, got none')
         c = self.config = config if config is not None else DiffCLConfig()
+        c.validate()
         d = c.embedding_dim
         self.modalities = sorted(features)
-        check_choice('feature_norm', c.feature_norm, FEATURE_NORMS)
-        check_choice('fusion', c.fusion, ('convex', 'free', 'fixed'))
-        if c.modality_combine is not None:
-            check_choice('modality_combine', c.modality_combine, ('mean', 'sum'))
-        if c.modality_layers is not None and c.modality_layers < 0:
-            raise ConfigError(f'model.modality_layers: must be non-negative, got {c.modality_layers}')
-        check_choice('modality_users', c.modality_users, MODALITY_USERS)
-        check_choice('normalize_input', c.normalize_input, NORMALIZE_INPUTS)
         for m, x in features.items():
             check_feature_matrix(m, x, num_items)
             self.register_buffer(f'feat_{m}', prepare_features(x, c.feature_norm), persistent=False)
@@ -192,19 +217,6 @@ class DiffCL(Recommender):
         self.user_pref = torch.nn.ModuleDict({m: torch.nn.Embedding(num_users, d) for m in self.modalities}
                                              if c.modality_users == 'free' else {})
         self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
-        if not 0.0 <= c.feat_dropout < 1.0:
-            raise ConfigError(f'model.feat_dropout: must be in [0, 1), got {c.feat_dropout}')
-        for key in ('cl_weight', 'align_weight', 'emb_reg_weight', 'id_reg_weight', 'diff_weight'):
-            value = getattr(c, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f'model.{key}: must be a non-negative number, got {value}')
-        if c.cl_max_nodes is not None and c.cl_max_nodes < 1:  # 0 would contrast nothing: an empty mean, NaN
-            raise ConfigError(f'model.cl_max_nodes: must be positive (or null for all), got {c.cl_max_nodes}')
-        if any(h < 1 for h in c.denoiser_hidden):
-            raise ConfigError(f'model.denoiser_hidden: every size must be positive, got {list(c.denoiser_hidden)}')
-        if c.item_graph_k < 1 or c.item_graph_layers < 0:
-            raise ConfigError(f'model.item_graph_k must be positive and model.item_graph_layers non-negative, got '
-                              f'{c.item_graph_k} and {c.item_graph_layers}')
         self.propagation = LightGCNPropagation(c.num_layers, c.layer_combine)
         mod_layers = c.num_layers if c.modality_layers is None else c.modality_layers
         mod_combine = c.layer_combine if c.modality_combine is None else c.modality_combine

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..datasets.sampler import UserBatch, UserSampler
-from ..errors import ConfigError, check_choice
+from ..checks import check_choice, check_non_negative, check_positive, check_probability
 from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstructionLoss, StepSampler
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
@@ -70,6 +70,27 @@ class LD4MRecConfig:
     use_cg: bool = True
     use_pg: bool = True
 
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field. Called on construction and by
+        :class:`LD4MRec` (a field changed afterwards is checked there)."""
+        for name, choices in (('initial_step', INITIAL_STEPS), ('inference', INFERENCES), ('gate', GATES),
+                              ('step_sampling', STEP_SAMPLINGS), ('step_record', RECORDS),
+                              ('feature_norm', FEATURE_NORMS), ('pref_norm', FEATURE_NORMS),
+                              ('reconstruction', RECONSTRUCTIONS), ('cond_source', COND_SOURCES)):
+            check_choice(name, getattr(self, name), choices)
+        for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k', 'svd_rank'):
+            check_positive(name, getattr(self, name))
+        check_non_negative('svd_niter', self.svd_niter)
+        check_non_negative('item_graph_layers', self.item_graph_layers)
+        check_probability('dropout', self.dropout)
+        check_probability('cond_dropout', self.cond_dropout)
+        if not 0 <= self.inference_steps <= self.diffusion_steps:
+            raise ValueError(f'inference_steps: must be in 0..diffusion_steps={self.diffusion_steps}, got '
+                             f'{self.inference_steps}')
 
 class LD4MRec(Recommender):
     r"""LD4MRec, from the `"LD4MRec: Simplifying and Powering Diffusion Model for Multimedia Recommendation"
@@ -142,33 +163,14 @@ class LD4MRec(Recommender):
                  config: Optional[LD4MRecConfig] = None) -> None:
         super().__init__(num_users, num_items)
         c = self.config = config if config is not None else LD4MRecConfig()
-        for name, value, choices in (('initial_step', c.initial_step, INITIAL_STEPS),
-                                     ('inference', c.inference, INFERENCES), ('gate', c.gate, GATES),
-                                     ('step_sampling', c.step_sampling, STEP_SAMPLINGS),
-                                     ('step_record', c.step_record, RECORDS),
-                                     ('feature_norm', c.feature_norm, FEATURE_NORMS),
-                                     ('pref_norm', c.pref_norm, FEATURE_NORMS),
-                                     ('reconstruction', c.reconstruction, RECONSTRUCTIONS),
-                                     ('cond_source', c.cond_source, COND_SOURCES)):
-            check_choice(name, value, choices)
-        for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k'):
-            if getattr(c, name) < 1:
-                raise ConfigError(f'model.{name}: must be positive, got {getattr(c, name)}')
-        if c.svd_niter < 0:
-            raise ConfigError(f'model.svd_niter: must be non-negative, got {c.svd_niter}')
-        if not 0.0 <= c.cond_dropout < 1.0:
-            raise ConfigError(f'model.cond_dropout: must be in [0, 1), got {c.cond_dropout}')
-        if not 0 <= c.inference_steps <= c.diffusion_steps:
-            raise ConfigError(f'model.inference_steps: must be in 0..diffusion_steps={c.diffusion_steps}, '
-                              f'got {c.inference_steps}')
+        c.validate()
         features = dict(features or {})
         if c.use_pg and not features:
-            raise ConfigError("LD4MRec's preference-guided (PG) blocks need item features: the data set has no "
-                              "<modality>_feat.npy file (or no modality was selected: --modalities none or empty); set "
-                              "model.use_pg=false to train without them")
+            raise ValueError("features: LD4MRec's preference-guided (PG) blocks need item features of at least "
+                             "one modality, got none; set use_pg=False to train without them")
         edge_index = edge_index.long()
         if edge_index.numel() == 0:
-            raise ConfigError('LD4MRec needs training interactions')
+            raise ValueError('edge_index: LD4MRec needs training interactions, got none')
         self.modalities: List[str] = sorted(features) if c.use_pg else []
         rowptr, col = csr_rows(edge_index.cpu(), num_users)
         self.register_buffer('rowptr', rowptr, persistent=False)
@@ -181,8 +183,6 @@ class LD4MRec(Recommender):
         maps: List[Tensor] = []
         collab = torch.zeros(num_users, 0)
         if c.use_cg:
-            if c.svd_rank < 1:
-                raise ConfigError(f'model.svd_rank: must be positive, got {c.svd_rank}')
             rank = min(c.svd_rank, num_users, num_items)
             if rank < c.svd_rank:
                 warnings.warn(f'LD4MRec: svd_rank {c.svd_rank} exceeds min(users, items) = {rank}; using {rank}',

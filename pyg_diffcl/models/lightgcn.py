@@ -6,6 +6,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 from torch import Tensor
 from torch_geometric.typing import Adj
 
+from ..checks import check_non_negative, check_positive
 from ..nn import LightGCNPropagation
 from ..ops import BipartiteAdj
 from .mf import MF
@@ -20,6 +21,17 @@ class LightGCNConfig:
     #: Layer-combination weights :math:`\alpha_k` (``num_layers + 1`` values); :obj:`None`: uniform.
     alpha: Optional[List[float]] = None
 
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field."""
+        check_positive('embedding_dim', self.embedding_dim)
+        check_non_negative('num_layers', self.num_layers)
+        check_non_negative('reg_weight', self.reg_weight)
+        if self.alpha is not None and len(self.alpha) != self.num_layers + 1:
+            raise ValueError(f'alpha: needs num_layers + 1 = {self.num_layers + 1} values, got {len(self.alpha)}')
 
 class LightGCN(MF):
     r"""LightGCN on a user-item graph, from the `"LightGCN: Simplifying and Powering Graph Convolution

@@ -6,6 +6,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..checks import check_non_negative, check_positive
 from ..datasets.sampler import BPRBatch
 from ..nn import BPRLoss
 from ..ops import BipartiteAdj
@@ -18,6 +19,14 @@ class MFConfig:
     embedding_dim: int = 64
     reg_weight: float = 1e-4
 
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field."""
+        check_positive('embedding_dim', self.embedding_dim)
+        check_non_negative('reg_weight', self.reg_weight)
 
 class MF(Recommender):
     r"""Matrix factorisation trained with BPR, from the `"BPR: Bayesian Personalized Ranking from Implicit

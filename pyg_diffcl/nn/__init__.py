@@ -5,6 +5,7 @@ from .loss import BPRLoss, InfoNCE, IDGuidedAlignment, SoftReconstructionLoss, s
 from .diffusion import (GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding, StepSampler,
                         CGBlock, PGBlock, CNet)
 from .fusion import ModalityFusion
+from .models import LightGCN
 from ..ops.knn import knn_graph
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     'PGBlock',
     'CNet',
     'ModalityFusion',
+    'LightGCN',
     'knn_graph',
 ]

@@ -423,39 +423,89 @@ def _versions(adj: Any) -> Tuple[int, ...]:
     return ()
 
 
-class AdjacencyCache:
-    r"""The :class:`BipartiteAdj` prepared for the last adjacency a layer or model was given, so that a caller
-    who passes the same ``edge_index`` (or ``EdgeIndex``, ``SparseTensor``, ``torch.sparse`` matrix) at every
-    step, as PyG's examples do, pays for the normalisation and the sparse layout once.
+def graph_adjacency(adj: Any, num_nodes: Optional[int] = None, edge_weight: Optional[Tensor] = None,
+                    normalize: bool = True, backend: str = 'auto') -> Adjacency:
+    r"""The propagation matrix :math:`\mathbf{M}` (destination x source) of a homogeneous graph given in any of
+    PyG's forms, prepared for :obj:`backend`: an ``edge_index`` or ``EdgeIndex`` of (source, destination)
+    pairs with optional :obj:`edge_weight`, or a ``SparseTensor`` / ``torch.sparse`` ``adj_t`` (destination x
+    source) carrying its values. With :obj:`normalize=True`, :math:`\mathbf{M} = \mathbf{D}^{-1/2}
+    \mathbf{A}^\top\mathbf{D}^{-1/2}` without self-loops, the normalisation of PyG's
+    :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` (``add_self_loops=False``), which
+    :class:`~torch_geometric.nn.conv.LGConv` applies; otherwise the weights as given."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    if isinstance(adj, Tensor) and adj.layout == torch.strided:  # edge_index or EdgeIndex
+        index, value, size = bipartite_coo(adj)  # (source, destination)
+        if value is None:
+            value = edge_weight
+        src, dst = index[0], index[1]
+    else:
+        if edge_weight is not None:
+            raise ValueError('edge_weight: a sparse adjacency carries its own values; pass None')
+        index, value, size = bipartite_coo(adj)  # adj_t: (destination, source)
+        dst, src = index[0], index[1]
+    n = num_nodes if num_nodes is not None else next((int(v) for v in size if v is not None), None)
+    if n is None:
+        n = int(index.max()) + 1 if index.numel() else 0
+    for v in size:
+        if v is not None and int(v) != n:
+            raise ValueError(f'adj: a {size[0]} x {size[1]} adjacency for {n} nodes')
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+        raise ValueError(f'adj: node ids must lie in 0..{n - 1}, got {int(index.min())}..{int(index.max())}')
+    pair = torch.stack([src, dst]).long()
+    if normalize:
+        _, weight = gcn_norm(pair, value, n, add_self_loops=False)
+    else:
+        weight = value if value is not None else torch.ones(pair.size(1), device=pair.device)
+    return Adjacency(pair.flip(0), weight.detach().float(), (n, n), backend)
 
-    The entry is reused only for the very same object, unchanged since (its in-place version counters), of
-    the same sizes; anything else is prepared anew and replaces it. A :class:`BipartiteAdj` is used as it
-    is. The cache holds a reference to the last input.
+
+class AdjacencyCache:
+    r"""The adjacency prepared for the last graph a layer or model was given, so that a caller who passes the
+    same ``edge_index`` (or ``EdgeIndex``, ``SparseTensor``, ``torch.sparse`` matrix) at every step, as PyG's
+    examples do, pays for the normalisation and the sparse layout once.
+
+    The entry is reused only for the very same objects (the adjacency and the edge weights), unchanged since
+    (their in-place version counters), of the same sizes; anything else is prepared anew and replaces it. A
+    prepared input (:class:`BipartiteAdj`, or :class:`Adjacency` for a homogeneous graph) is used as it is.
+    The cache holds a reference to the last input.
 
     Args:
         backend (str): The sparse backend of the prepared adjacency. (default: :obj:`'auto'`)
-        normalize (bool): Normalise raw inputs (:meth:`BipartiteAdj.from_adj`). (default: :obj:`True`)
+        normalize (bool): Normalise raw inputs. (default: :obj:`True`)
+        bipartite (bool): Users x items graphs, called as ``cache(adj, num_users, num_items)`` and prepared
+            by :meth:`BipartiteAdj.from_adj`; else homogeneous graphs, called as ``cache(adj, num_nodes,
+            edge_weight)`` and prepared by :func:`graph_adjacency`. (default: :obj:`True`)
     """
-    def __init__(self, backend: str = 'auto', normalize: bool = True) -> None:
-        self.backend, self.normalize = backend, normalize
-        self._entry: Optional[Tuple[Any, Tuple[Any, ...], BipartiteAdj]] = None
+    def __init__(self, backend: str = 'auto', normalize: bool = True, bipartite: bool = True) -> None:
+        self.backend, self.normalize, self.bipartite = backend, normalize, bipartite
+        self._entry: Optional[Tuple[Any, Any, Tuple[Any, ...], Any]] = None
 
-    def __call__(self, adj: Any, num_users: Optional[int] = None, num_items: Optional[int] = None
-                 ) -> BipartiteAdj:
-        if isinstance(adj, BipartiteAdj):
-            return BipartiteAdj.from_adj(adj, num_users, num_items)
-        key = (_versions(adj), num_users, num_items)
-        if self._entry is not None and self._entry[0] is adj and self._entry[1] == key:
-            return self._entry[2]
-        prepared = BipartiteAdj.from_adj(adj, num_users, num_items, self.backend, self.normalize)
-        self._entry = (adj, key, prepared)
+    def __call__(self, adj: Any, *sizes: Optional[int], edge_weight: Optional[Tensor] = None) -> Any:
+        if self.bipartite and isinstance(adj, BipartiteAdj):
+            return BipartiteAdj.from_adj(adj, *sizes)
+        if not self.bipartite and isinstance(adj, Adjacency):
+            return adj
+        key = (_versions(adj), sizes, None if edge_weight is None else edge_weight._version)
+        entry = self._entry
+        if entry is not None and entry[0] is adj and entry[1] is edge_weight and entry[2] == key:
+            return entry[3]
+        if self.bipartite:
+            if edge_weight is not None:
+                raise ValueError('edge_weight: give a weighted users x items graph as a sparse matrix')
+            prepared = BipartiteAdj.from_adj(adj, *sizes, backend=self.backend, normalize=self.normalize)
+        else:
+            prepared = graph_adjacency(adj, *sizes, edge_weight=edge_weight, normalize=self.normalize,
+                                       backend=self.backend)
+        self._entry = (adj, edge_weight, key, prepared)
         return prepared
 
     def clear(self) -> None:
         self._entry = None
 
     def __getstate__(self) -> dict:  # a copied or pickled module does not carry the graph along
-        return {'backend': self.backend, 'normalize': self.normalize, '_entry': None}
+        return {'backend': self.backend, 'normalize': self.normalize, 'bipartite': self.bipartite,
+                '_entry': None}
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(backend={self.backend!r}, normalize={self.normalize})'
+        return (f'{self.__class__.__name__}(backend={self.backend!r}, normalize={self.normalize}, '
+                f'bipartite={self.bipartite})')

@@ -48,6 +48,15 @@ class DataConfig:
     #: or ``drop`` (left out of validation and test; a warning gives their number).
     cold_users: str = 'error'
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field."""
+        if self.cold_users not in COLD_USER_POLICIES:
+            raise ValueError(f"cold_users: expected one of {', '.join(COLD_USER_POLICIES)}, got "
+                             f"{self.cold_users!r}")
+
 
 @dataclass
 class TrainConfig:
@@ -83,6 +92,33 @@ class TrainConfig:
     #: steps exactly). See :class:`~pyg_diffcl.training.distributed.ShardedSampler`.
     ddp_split: str = 'batches'
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field."""
+        for key in ('epochs', 'batch_size'):
+            if getattr(self, key) <= 0:
+                raise ValueError(f'{key}: must be positive, got {getattr(self, key)}')
+        if self.ddp_split not in ('batches', 'examples'):
+            raise ValueError(f"ddp_split: expected batches or examples, got {self.ddp_split!r}")
+        for key in ('checkpoint_every', 'patience', 'min_epochs'):
+            if getattr(self, key) < 0:
+                raise ValueError(f'{key}: must be non-negative, got {getattr(self, key)}')
+        if self.patience_window < 1:
+            raise ValueError(f'patience_window: must be at least 1, got {self.patience_window}')
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f'lr: must be a positive number, got {self.lr}')
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f'weight_decay: must be a non-negative number, got {self.weight_decay}')
+        if not 0 <= self.seed < 2**63:  # numpy and torch take seeds in this range
+            raise ValueError(f'seed: must be in 0..2^63-1, got {self.seed}')
+        if self.device.split(':')[0] not in ('cpu', 'cuda'):
+            raise ValueError(f"device: expected cpu or cuda, got {self.device!r}")
+        from ..ops import BACKENDS
+        if self.backend not in ('auto',) + BACKENDS:
+            raise ValueError(f"backend: expected auto or one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
 
 @dataclass
 class EvalConfig:
@@ -92,6 +128,20 @@ class EvalConfig:
     block_size: int = 2048
     #: Also exclude validation items when ranking for the test split.
     mask_valid_for_test: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field."""
+        if self.block_size <= 0:
+            raise ValueError(f'block_size: must be positive, got {self.block_size}')
+        if not self.ks or any(k <= 0 for k in self.ks):
+            raise ValueError(f'ks: must be positive integers, got {self.ks}')
+        name, _, k = self.metric.partition('@')
+        if name not in METRICS or not k.isdigit() or int(k) not in self.ks:
+            raise ValueError(f"metric: {self.metric!r} is not one of the computed metrics "
+                             f"({', '.join(METRICS)} at eval.ks={self.ks}, for example 'recall@20')")
 
 
 @dataclass
@@ -162,7 +212,10 @@ def _build(cls: Any, values: Dict[str, Any], section: str) -> Any:
         if key not in names:
             raise ConfigError(f"unknown config key '{section}.{key}' (known: {', '.join(names)})")
         kwargs[key] = _coerce(value, hints[key], f'{section}.{key}')
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)  # each dataclass validates itself, naming the field
+    except ValueError as e:
+        raise ConfigError(f'{section}.{e}') from None
 
 
 def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
@@ -243,6 +296,25 @@ def packaged_config(dataset: str, model: str) -> Dict[str, Any]:
     return _merge(raw.get('common', {}) or {}, raw.get(model, {}) or {})
 
 
+def packaged_for(data: str, model: Optional[str]) -> Dict[str, Any]:
+    """The packaged settings (:func:`packaged_config`) that apply to the data set :obj:`data` names, chosen by
+    the directory it resolves to, never by the name: ``--data tiktok`` with a folder ``./tiktok`` in the
+    working directory trains on that folder with the defaults, and the embedded data set's own directory,
+    given as a path, gets its packaged settings. ``{}`` for any other directory, a missing one, or no model.
+    """
+    from ..datasets.mmrec import EMBEDDED_DATASETS, resolve_data_dir
+    if not model:
+        return {}
+    try:
+        root = resolve_data_dir(data).resolve()
+    except (ValueError, OSError):
+        return {}
+    for name, path in EMBEDDED_DATASETS.items():
+        if root == path.resolve():
+            return packaged_config(name, model)
+    return {}
+
+
 def resolve_config(model: Optional[str] = None, layers: Sequence[Dict[str, Any]] = ()) -> RunConfig:
     """Merge configuration layers (dicts with sections) over the defaults into a checked :class:`RunConfig`.
 
@@ -267,49 +339,17 @@ def resolve_config(model: Optional[str] = None, layers: Sequence[Dict[str, Any]]
 
 
 def check_config(cfg: RunConfig) -> None:
-    """Range checks that the types alone do not express."""
-    t, e = cfg.train, cfg.eval
-    for key, value in (('train.epochs', t.epochs), ('train.batch_size', t.batch_size),
-                       ('eval.block_size', e.block_size)):
-        if value <= 0:
-            raise ConfigError(f'{key}: must be positive, got {value}')
-    if t.ddp_split not in ('batches', 'examples'):
-        raise ConfigError(f"train.ddp_split: expected batches or examples, got {t.ddp_split!r}")
-    if t.checkpoint_every < 0:
-        raise ConfigError(f'train.checkpoint_every: must be non-negative, got {t.checkpoint_every}')
-    if t.patience < 0:
-        raise ConfigError(f'train.patience: must be non-negative, got {t.patience}')
-    if t.min_epochs < 0:
-        raise ConfigError(f'train.min_epochs: must be non-negative, got {t.min_epochs}')
-    if t.patience_window < 1:
-        raise ConfigError(f'train.patience_window: must be at least 1, got {t.patience_window}')
-    if not (t.lr > 0 and math.isfinite(t.lr)):
-        raise ConfigError(f'train.lr: must be a positive number, got {t.lr}')
-    if not (t.weight_decay >= 0 and math.isfinite(t.weight_decay)):
-        raise ConfigError(f'train.weight_decay: must be a non-negative number, got {t.weight_decay}')
-    if not 0 <= t.seed < 2**63:  # numpy and torch take seeds in this range
-        raise ConfigError(f'train.seed: must be in 0..2^63-1, got {t.seed}')
-    if not e.ks or any(k <= 0 for k in e.ks):
-        raise ConfigError(f'eval.ks: must be positive integers, got {e.ks}')
-    name, _, k = e.metric.partition('@')
-    if name not in METRICS or not k.isdigit() or int(k) not in e.ks:
-        raise ConfigError(f"eval.metric: {e.metric!r} is not one of the computed metrics "
-                          f"({', '.join(METRICS)} at eval.ks={e.ks}, for example 'recall@20')")
-    for key in ('embedding_dim', 'num_layers'):
-        value = getattr(cfg.model, key, None)
-        if value is not None and value < (1 if key == 'embedding_dim' else 0):
-            raise ConfigError(f'model.{key}: must be {"positive" if key == "embedding_dim" else "non-negative"}'
-                              f', got {value}')
-    if getattr(cfg.model, 'reg_weight', 0.0) < 0:
-        raise ConfigError(f'model.reg_weight: must be non-negative, got {cfg.model.reg_weight}')
-    if cfg.data.cold_users not in COLD_USER_POLICIES:
-        raise ConfigError(f"data.cold_users: expected one of {', '.join(COLD_USER_POLICIES)}, got "
-                          f"{cfg.data.cold_users!r}")
-    if t.device.split(':')[0] not in ('cpu', 'cuda'):
-        raise ConfigError(f"train.device: expected cpu or cuda, got {t.device!r}")
-    from ..ops import BACKENDS
-    if t.backend not in ('auto',) + BACKENDS:
-        raise ConfigError(f"train.backend: expected auto or one of {', '.join(BACKENDS)}, got {t.backend!r}")
+    """Validate every section again (each dataclass checks itself: a value changed after construction is
+    caught here), as :class:`ConfigError` naming the ``section.key``."""
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        validate = getattr(obj, 'validate', None)
+        if validate is None:
+            continue
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(f'{section}.{e}') from None
 
 
 def from_dict(raw: Dict[str, Any]) -> RunConfig:

@@ -39,7 +39,7 @@ import yaml
 
 from ..datasets.files import atomic_write
 from ..errors import ConfigError
-from .config import CONFIG_DIR, RunConfig, from_dict, packaged_config, parse_set, resolve_config
+from .config import CONFIG_DIR, RunConfig, from_dict, packaged_for, parse_set, resolve_config
 
 TABLES_DIR = CONFIG_DIR / 'tables'
 #: The test metrics of a table, in column order, unless the table's ``metrics`` says otherwise.
@@ -110,9 +110,8 @@ def row_key(name: str) -> str:
 
 def row_config(spec: Dict[str, Any], row: Dict[str, Any], seed: int, extra: Sequence[str] = ()) -> RunConfig:
     """The run configuration of one (row, seed): packaged settings, the row's ``set``, then :obj:`extra`."""
-    from ..datasets import EMBEDDED_DATASETS
     data, model = str(spec['data']), row['model']
-    layers = [packaged_config(data, model)] if data in EMBEDDED_DATASETS else []
+    layers = [packaged_for(data, model)]
     layers += [parse_set(list(row.get('set') or []) + list(extra)),
                {'model': {'name': model}, 'data': {'name': data}, 'train': {'seed': int(seed)}}]
     return resolve_config(layers=layers)

@@ -200,10 +200,16 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None,
     cls = MODELS[config.model_name]
     try:
         model = cls.from_config(config.model, dataset).to(device)
-    except ValueError as e:  # a constructor's range check on a configured value
+    except ValueError as e:  # the library names Python arguments; say it in files and flags
         if isinstance(e, (ConfigError, DataError)):
             raise
-        raise ConfigError(f'model ({config.model_name}): {e}') from None
+        text = str(e)
+        if text.startswith('features: '):
+            what, _, rest = text[len('features: '):].partition('; ')
+            rest = rest.replace('use_pg=False', 'model.use_pg=false')
+            raise ConfigError(f'{what}: the data set has no <modality>_feat.npy file (or no modality was selected: '
+                              f'--modalities none or empty)' + (f'; {rest}' if rest else '')) from None
+        raise ConfigError(f'model ({config.model_name}): {text}') from None
     adj = BipartiteAdj.from_data(dataset[0], backend=backend).to(device)
     return Prepared(config, dataset, model, adj, device, cold)
 

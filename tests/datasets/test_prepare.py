@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pyg_diffcl.datasets.prepare import k_core, prepare_dataset, split_labels
-from pyg_diffcl.errors import ConfigError, DataError
+from pyg_diffcl.errors import DataError
 from tests.helpers import run_cli
 
 
@@ -145,9 +145,9 @@ def test_k_core_against_brute_force():
 def test_prepare_errors(tmp_path):
     raw = tmp_path / 'r.csv'
     _ratings(raw)
-    with pytest.raises(DataError, match=r"r.csv:1: --item-col 'item': no such column"):
+    with pytest.raises(DataError, match=r"r.csv:1: item_col 'item': no such column"):
         prepare_dataset(raw, tmp_path / 'o', 'user', 'item')
-    with pytest.raises(ConfigError, match='--split chronological needs --time-col'):
+    with pytest.raises(ValueError, match="time_col: split='chronological' needs time_col"):
         prepare_dataset(raw, tmp_path / 'o', 'user', 'movie', split='chronological')
     (tmp_path / 'bad.csv').write_text('user,movie,ts\nu1,m1,100\nu2,m1,yesterday\n')
     with pytest.raises(DataError, match=r"bad.csv:3: column 'ts': not a number: 'yesterday'"):
@@ -156,8 +156,30 @@ def test_prepare_errors(tmp_path):
     with pytest.raises(DataError, match=r"f.csv:3: item id 'movie-1' appears twice \(first on line 2\)"):
         prepare_dataset(raw, tmp_path / 'o', 'user', 'movie', features={'f': str(tmp_path / 'f.csv')})
     prepare_dataset(raw, tmp_path / 'o', 'user', 'movie')
-    with pytest.raises(ConfigError, match='exists and is not empty'):
+    with pytest.raises(ValueError, match='out: .* exists and is not empty; pass overwrite=True'):
         prepare_dataset(raw, tmp_path / 'o', 'user', 'movie')
+
+
+def test_prepare_errors_on_the_command_line_name_the_flags(tmp_path):
+    raw = tmp_path / 'r.csv'
+    _ratings(raw)
+    (tmp_path / 'o').mkdir()
+    (tmp_path / 'o' / 'x').write_text('')
+    cases = [
+        (['--user-col', 'user', '--item-col', 'item'], "r.csv:1: --item-col 'item': no such column"),
+        (['--user-col', 'user', '--item-col', 'movie', '--split', 'chronological'],
+         "--time-col: split='chronological' needs --time-col"),
+        (['--user-col', 'user', '--item-col', 'movie', '--min-rating', '3'], '--min-rating: needs --rating-col'),
+        (['--user-col', 'user', '--item-col', 'movie', '--out', str(tmp_path / 'o')],
+         'exists and is not empty; pass --overwrite to replace its files'),
+    ]
+    for extra, expect in cases:
+        args = ['prepare', str(raw), *extra]
+        if '--out' not in extra:
+            args += ['--out', str(tmp_path / 'fresh')]
+        res = run_cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert expect in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
 def test_prepare_npy_features_with_id_file(tmp_path):

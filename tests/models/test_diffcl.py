@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 
 from pyg_diffcl.datasets.sampler import BPRBatch
-from pyg_diffcl.errors import ConfigError
 from pyg_diffcl.models import DiffCL, DiffCLConfig
 from pyg_diffcl.ops import prepare_features
 from pyg_diffcl.ops import Adjacency, BipartiteAdj, item_knn_graph
@@ -34,7 +33,7 @@ def batch():
 
 
 def test_needs_features():
-    with pytest.raises(ConfigError, match='DiffCL needs item features'):
+    with pytest.raises(ValueError, match='DiffCL needs item features'):
         DiffCL(3, 4, {})
 
 
@@ -80,9 +79,9 @@ def test_modality_branches_have_their_own_depth_and_combination():
     x0 = torch.cat([F.normalize(model.user_pref['image'].weight, dim=-1),
                     F.normalize(model.proj['image'](feats['image']), dim=-1)])
     assert torch.allclose(torch.cat(mods['image']), x0 + A @ x0, atol=1e-5)
-    with pytest.raises(ConfigError, match='modality_combine'):
+    with pytest.raises(ValueError, match='modality_combine'):
         make(DiffCLConfig(embedding_dim=8, modality_combine='max'))
-    with pytest.raises(ConfigError, match='fusion'):
+    with pytest.raises(ValueError, match='fusion'):
         make(DiffCLConfig(embedding_dim=8, fusion='learned'))
 
 
@@ -97,9 +96,9 @@ def test_prepare_features():
     assert torch.equal(prepare_features(x, 'none'), x)
     with pytest.raises(ValueError, match='unknown feature normalisation'):
         prepare_features(x, 'zscore')
-    with pytest.raises(ConfigError, match='feature_norm'):
+    with pytest.raises(ValueError, match='feature_norm'):
         make(DiffCLConfig(embedding_dim=4, feature_norm='zscore'))
-    with pytest.raises(ConfigError, match='normalize_input'):
+    with pytest.raises(ValueError, match='normalize_input'):
         make(DiffCLConfig(embedding_dim=4, normalize_input='ids'))
 
 
@@ -186,7 +185,7 @@ def test_feature_dropout_is_inverted_dropout():
     assert abs((y == 0).float().mean().item() - 0.5) < 0.03  # 10,000 draws: 5 sigma = 0.025
     model.eval()
     assert torch.equal(model._dropout(x), x)
-    with pytest.raises(ConfigError, match='feat_dropout'):
+    with pytest.raises(ValueError, match='feat_dropout'):
         make(DiffCLConfig(embedding_dim=8, feat_dropout=1.0))
 
 
@@ -201,26 +200,26 @@ def test_modality_users_items_is_the_mean_of_training_items_and_id_is_the_id_emb
     assert torch.allclose(model._modality_user0('audio', adj, item0), ref, atol=1e-5)
     model, adj, _, feats = make(DiffCLConfig(embedding_dim=8, denoiser_hidden=[8], modality_users='id'))
     assert model._modality_user0('audio', adj, feats['audio']) is model.id_user.weight
-    with pytest.raises(ConfigError, match='modality_users'):
+    with pytest.raises(ValueError, match='modality_users'):
         make(DiffCLConfig(embedding_dim=8, modality_users='shared'))
 
 
 @pytest.mark.parametrize('change,expect', [
-    (dict(cl_max_nodes=0), 'model.cl_max_nodes: must be positive'),  # nothing contrasted: a NaN loss
-    (dict(cl_max_nodes=-1), 'model.cl_max_nodes: must be positive'),  # randperm[:-1] would drop one node
-    (dict(cl_weight=-0.1), 'model.cl_weight: must be a non-negative number'),
-    (dict(align_weight=float('nan')), 'model.align_weight: must be a non-negative number'),
-    (dict(emb_reg_weight=-1.0), 'model.emb_reg_weight'),
-    (dict(diff_weight=float('inf')), 'model.diff_weight'),
-    (dict(denoiser_hidden=[8, -2]), 'model.denoiser_hidden: every size must be positive'),
-    (dict(denoiser_hidden=[0]), 'model.denoiser_hidden'),
-    (dict(item_graph_k=0), 'model.item_graph_k must be positive'),
-    (dict(item_graph_layers=-1), 'model.item_graph_layers non-negative'),
+    (dict(cl_max_nodes=0), 'cl_max_nodes: must be positive'),  # nothing contrasted: a NaN loss
+    (dict(cl_max_nodes=-1), 'cl_max_nodes: must be positive'),  # randperm[:-1] would drop one node
+    (dict(cl_weight=-0.1), 'cl_weight: must be a non-negative number'),
+    (dict(align_weight=float('nan')), 'align_weight: must be a non-negative number'),
+    (dict(emb_reg_weight=-1.0), 'emb_reg_weight'),
+    (dict(diff_weight=float('inf')), 'diff_weight'),
+    (dict(denoiser_hidden=[8, -2]), 'denoiser_hidden: every size must be positive'),
+    (dict(denoiser_hidden=[0]), 'denoiser_hidden'),
+    (dict(item_graph_k=0), 'item_graph_k: must be positive'),
+    (dict(item_graph_layers=-1), 'item_graph_layers: must be non-negative'),
 ])
 def test_out_of_range_options_are_refused_by_name(change, expect):
     values = dict(embedding_dim=8, denoiser_hidden=[8])
     values.update(change)
-    with pytest.raises(ConfigError, match=expect.replace('(', r'\(').replace(')', r'\)')):
+    with pytest.raises(ValueError, match=expect.replace('(', r'\(').replace(')', r'\)')):
         make(DiffCLConfig(**values))
 
 
@@ -229,3 +228,20 @@ def test_a_modality_name_with_a_dot_is_refused_with_the_file_to_rename():
     modules and buffers: a one-line error naming the file (not a KeyError from ``register_buffer``)."""
     with pytest.raises(ValueError, match=r"modality name 'clip\.v2'.*clip\.v2_feat\.npy.*clip_v2_feat\.npy"):
         make(modalities=(('clip.v2', 6),))
+
+
+def test_configs_validate_themselves_on_construction_and_in_the_model():
+    from pyg_diffcl.models.ld4mrec import LD4MRecConfig
+    from pyg_diffcl.models.lightgcn import LightGCNConfig
+    with pytest.raises(ValueError, match=r"^tau: must be positive, got 0"):
+        DiffCLConfig(tau=0.0)
+    with pytest.raises(ValueError, match=r"^view_steps: must be in 1\.\.diffusion_steps=5"):
+        DiffCLConfig(view_steps=9)
+    with pytest.raises(ValueError, match=r"^inference_steps"):
+        LD4MRecConfig(inference_steps=7)
+    with pytest.raises(ValueError, match=r"^alpha: needs num_layers \+ 1 = 3 values"):
+        LightGCNConfig(num_layers=2, alpha=[1.0])
+    cfg = DiffCLConfig(embedding_dim=8, denoiser_hidden=[8])
+    cfg.fusion = 'learned'  # changed after construction: the model checks again
+    with pytest.raises(ValueError, match=r"^fusion: must be one of"):
+        make(cfg)
