@@ -19,6 +19,7 @@ from ..nn import (
     LightGCNPropagation,
     ModalityFusion,
 )
+from ..nn.diffusion.gaussian_diffusion import SCHEDULES
 from ..ops import Adjacency, BipartiteAdj, row_normalize
 from ..ops.features import FEATURE_NORMS, check_feature_matrix, prepare_features
 from .base import Recommender
@@ -59,6 +60,9 @@ class DiffCLConfig:
     noise_scale: float = 0.1
     noise_min: float = 1e-4
     noise_max: float = 0.02
+    #: The noise schedule (:data:`~pyg_diffcl.nn.diffusion.gaussian_diffusion.SCHEDULES`): Eq. 11's linear
+    #: one, or ``'cosine'`` (an option outside the paper).
+    schedule: str = 'linear-var'
     denoiser_hidden: List[int] = field(default_factory=lambda: [64])
     denoiser_dropout: float = 0.0
     predict: str = 'x0'
@@ -110,6 +114,7 @@ class DiffCLConfig:
             raise ValueError(f'view_steps: must be in 1..diffusion_steps={self.diffusion_steps} (or None), got '
                              f'{self.view_steps}')
         check_choice('predict', self.predict, ('x0', 'eps'))
+        check_choice('schedule', self.schedule, SCHEDULES)
         check_choice('align_axis', self.align_axis, ('all', 'dim'))
         check_choice('align_stat', self.align_stat, ('std', 'var'))
 
@@ -227,7 +232,8 @@ class DiffCL(Recommender):
         self._norm_id, self._norm_mod = c.normalize_input == 'all', c.normalize_input in ('all', 'modalities')
         self.views = torch.nn.ModuleDict({
             m: DiffusionViewGenerator(
-                d, GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max),
+                d, GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max,
+                                     schedule=c.schedule, prediction_type=c.predict),
                 hidden=c.denoiser_hidden, dropout=c.denoiser_dropout, predict=c.predict,
                 view_steps=c.view_steps, detach_views=c.detach_views)
             for m in self.modalities})

@@ -11,6 +11,7 @@ from torch import Tensor
 from ..datasets.sampler import UserBatch, UserSampler
 from ..checks import check_choice, check_non_negative, check_positive, check_probability
 from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstructionLoss, StepSampler
+from ..nn.diffusion.gaussian_diffusion import SCHEDULES
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
 from ..ops import (Adjacency, BipartiteAdj, collaborative_maps, collaborative_signals, csr_rows, gather_rows,
@@ -45,6 +46,9 @@ class LD4MRecConfig:
     noise_scale: float = 0.01
     noise_min: float = 1e-3
     noise_max: float = 1e-2
+    #: The noise schedule (:data:`~pyg_diffcl.nn.diffusion.gaussian_diffusion.SCHEDULES`): the linear one of
+    #: DiffRec, or ``'cosine'`` (an option outside the paper).
+    schedule: str = 'linear-var'
     #: ``'importance'`` (Eq. 8) or ``'uniform'`` step sampling in training.
     step_sampling: str = 'importance'
     #: What importance sampling records: ``'batch'`` (per-step batch means) or ``'example'`` (DiffRec's).
@@ -80,7 +84,8 @@ class LD4MRecConfig:
         for name, choices in (('initial_step', INITIAL_STEPS), ('inference', INFERENCES), ('gate', GATES),
                               ('step_sampling', STEP_SAMPLINGS), ('step_record', RECORDS),
                               ('feature_norm', FEATURE_NORMS), ('pref_norm', FEATURE_NORMS),
-                              ('reconstruction', RECONSTRUCTIONS), ('cond_source', COND_SOURCES)):
+                              ('reconstruction', RECONSTRUCTIONS), ('cond_source', COND_SOURCES),
+                              ('schedule', SCHEDULES)):
             check_choice(name, getattr(self, name), choices)
         for name in ('fc_dim', 'hidden_dim', 'time_dim', 'diffusion_steps', 'item_graph_k', 'svd_rank'):
             check_positive(name, getattr(self, name))
@@ -99,16 +104,17 @@ class LD4MRec(Recommender):
     denoiser is the conditional network :class:`~pyg_diffcl.nn.CNet`.
 
     **Forward process** (Eq. 1-3): :class:`~pyg_diffcl.nn.GaussianDiffusion` with the linear schedule
-    shared with DiffCL, :math:`\mathbf{x}_t = \sqrt{\bar{\alpha}_t}\mathbf{x}_0 +
-    \sqrt{1-\bar{\alpha}_t}\boldsymbol{\varepsilon}`, :math:`t \in 1..T`.
+    shared with DiffCL (:obj:`schedule`), :math:`\mathbf{x}_t = \sqrt{\bar{\alpha}_t}\mathbf{x}_0 +
+    \sqrt{1-\bar{\alpha}_t}\boldsymbol{\varepsilon}`, with 0-based steps :math:`t \in 0..T-1` (the paper's
+    step :math:`k \in 1..T` is :math:`t = k - 1`).
 
     **Per-user initial step** (Sec. 4.1): the observed behaviours are taken to have already gone through a
     small forward process of :math:`t^0_u` steps, learned per user. The paper turns :math:`t^0_u` "into an
     initial step embedding, similar to an ID embedding"; read here (:obj:`initial_step='embedding'`) as a
     learnable vector :math:`\mathbf{e}^0_u` (zeros at start) added to the sinusoidal embedding:
-    :math:`\mathrm{emb}(t - 1) + \mathbf{e}^0_u` in training (steps embedded 0-based, as in DiffRec),
+    :math:`\mathrm{emb}(t) + \mathbf{e}^0_u` in training (steps embedded 0-based, as in DiffRec),
     :math:`\mathrm{emb}(0) + \mathbf{e}^0_u` at forward-free inference. ``'scalar'`` learns
-    :math:`t^0_u = \mathrm{softplus}(\theta_u) \ge 0` and embeds the real step :math:`t - 1 + t^0_u` (the
+    :math:`t^0_u = \mathrm{softplus}(\theta_u) \ge 0` and embeds the real step :math:`t + t^0_u` (the
     literal "actual step is :math:`t + t^0_u`"); ``'none'`` drops it.
 
     **Conditions** (Sec. 5.1), computed once from the training graph, not learned:
@@ -235,7 +241,8 @@ class LD4MRec(Recommender):
                     self.register_buffer(f'pref_{m}_{name}', stat, persistent=False)
             self.register_buffer(f'pref_{m}', self.normalize_preference(m, p), persistent=False)
 
-        self.diffusion = GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max)
+        self.diffusion = GaussianDiffusion(c.diffusion_steps, c.noise_scale, c.noise_min, c.noise_max,
+                                           schedule=c.schedule)
         self.step_sampler = StepSampler(c.diffusion_steps, c.step_sampling, record=c.step_record)
         self.cnet = CNet(num_items, collab.size(1), pref_dims, c.fc_dim, c.hidden_dim, c.time_dim,
                          0.0 if from_input else c.dropout,
@@ -302,14 +309,13 @@ class LD4MRec(Recommender):
                                                           for m, p in zip(self.modalities, prefs)]
 
     def step_inputs(self, users: Tensor, t: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        r"""``(step, offset)`` for the step embedding of :obj:`users` at forward step :obj:`t` (1..T in
-        training and in the common strategy, 0 for forward-free inference). Steps are embedded 0-based, as
-        DiffRec does (step :math:`t \ge 1` as :math:`\mathrm{emb}(t - 1)`), and forward-free inference uses
-        :math:`\mathrm{emb}(0)`, the trained embedding of the least noisy step (its input
-        :math:`\mathbf{x}_0` is within :math:`\sqrt{1 - \bar{\alpha}_1}` noise of :math:`\mathbf{x}_1`),
-        never an embedding the network has not seen. The per-user initial step is folded in as
-        :obj:`initial_step` says."""
-        t = (t.float() - 1.0).clamp(min=0.0)
+        r"""``(step, offset)`` for the step embedding of :obj:`users` at the 0-based forward step :obj:`t`
+        (:math:`0..T-1` in training and in the common strategy, 0 for forward-free inference), embedded as it
+        is, :math:`\mathrm{emb}(t)`, as DiffRec does. Forward-free inference uses :math:`\mathrm{emb}(0)`, the
+        trained embedding of the least noisy step (its input :math:`\mathbf{x}_0` is within
+        :math:`\sqrt{1 - \bar{\alpha}_0}` noise of :math:`\mathbf{x}_t` at that step), never an embedding the
+        network has not seen. The per-user initial step is folded in as :obj:`initial_step` says."""
+        t = t.float()
         mode = self.config.initial_step
         if mode == 'embedding':
             return t, self.initial_step(users)
@@ -336,7 +342,7 @@ class LD4MRec(Recommender):
         users = batch.user
         x0 = self.behaviours(users)
         t, weight = self.step_sampler.sample(users.numel(), x0.device)
-        x_t = self.diffusion.q_sample(x0, t)
+        x_t = self.diffusion.add_noise(x0, torch.randn_like(x0), t)
         x_cond = None
         if self.config.cond_source == 'input':
             x_cond, p = x0, self.config.dropout
@@ -371,7 +377,7 @@ class LD4MRec(Recommender):
         if not 1 <= steps <= T:
             raise ValueError(f'steps must be in 1..{T}, got {steps}')
         noise = self.user_noise(users, seed).to(x0.device)
-        x_t = self.diffusion.q_sample(x0, torch.full((users.numel(),), steps, device=x0.device), noise)
+        x_t = self.diffusion.add_noise(x0, noise, torch.full((users.numel(),), steps - 1, device=x0.device))
         return self.diffusion.p_sample_loop(lambda x, t: self.denoise(x, users, t.expand(x.size(0))), x_t, steps)
 
     def user_noise(self, users: Tensor, seed: int = 0) -> Tensor:

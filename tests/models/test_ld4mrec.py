@@ -56,14 +56,14 @@ def test_forward_free_inference_is_one_cnet_call_at_the_least_noisy_step_embeddi
         model.initial_step.weight.normal_()
     users = torch.tensor([1, 4, 7])
     collab, prefs = model.conditions(users)
-    # emb(0) + e_u: the embedding training uses for step 1, plus the user's initial-step embedding.
+    # emb(0) + e_u: the embedding training uses for step 0 (the paper's step 1), plus the user's initial step.
     z_off = model.initial_step.weight[users]
     expect = model.cnet(R[users], torch.zeros(3), collab, prefs, z_off)
     assert torch.allclose(model.generate(users), expect, atol=1e-6)
     assert torch.allclose(model.cnet.step_embedding(torch.zeros(3), z_off),
                           model.cnet.time_lin(timestep_embedding(torch.zeros(3), 4) + z_off))
-    step, _ = model.step_inputs(users, torch.tensor([1, 2, 5]))
-    assert step.tolist() == [0.0, 1.0, 4.0]  # 0-based embedding of steps 1..T, as in DiffRec
+    step, _ = model.step_inputs(users, torch.tensor([0, 1, 4]))
+    assert step.tolist() == [0.0, 1.0, 4.0]  # 0-based steps embedded as they are, as in DiffRec
 
 
 def test_common_inference_corrupts_then_denoises_hand_worked():
@@ -106,7 +106,7 @@ def test_loss_is_the_importance_weighted_soft_reconstruction():
     model, R = make(diffusion_steps=3, soft_prob=0.0, noise_scale=0.5, noise_min=0.1, noise_max=0.5)
     s = model.step_sampler
     for _ in range(s.history_size):
-        s.update(torch.tensor([1, 2, 3, 3]), torch.tensor([1.0, 4.0, 8.0, 10.0]))
+        s.update(torch.tensor([0, 1, 2, 2]), torch.tensor([1.0, 4.0, 8.0, 10.0]))
     assert s.ready
     p = s.probabilities().clone()
     users = torch.arange(12)
@@ -114,12 +114,12 @@ def test_loss_is_the_importance_weighted_soft_reconstruction():
     loss = model.loss(None, UserBatch(users))
     # Same random draws, in the same order: the steps, then the forward noise.
     torch.manual_seed(3)
-    t = torch.multinomial(p.float(), 12, replacement=True) + 1
+    t = torch.multinomial(p.float(), 12, replacement=True)  # 0-based steps
     noise = torch.randn(12, 10)
-    a = model.diffusion.alphas_cumprod.float()[t - 1].view(-1, 1)
+    a = model.diffusion.alphas_cumprod.float()[t].view(-1, 1)
     x_t = a.sqrt() * R + (1 - a).sqrt() * noise
     per = ((model.denoise(x_t, users, t) - R) ** 2).mean(dim=1)
-    w = 1.0 / (3 * p[t - 1].float())
+    w = 1.0 / (3 * p[t].float())
     assert torch.allclose(loss, (w * per).mean(), rtol=1e-5)
 
 
@@ -163,7 +163,7 @@ def test_initial_step_modes(mode):
     model, _ = make(initial_step=mode)
     t = torch.tensor([0.0, 2.0])
     step, off = model.step_inputs(torch.tensor([0, 1]), t)
-    base = torch.tensor([0.0, 1.0])  # forward-free (0) and step 2, embedded 0-based
+    base = torch.tensor([0.0, 2.0])  # forward-free (0) and 0-based step 2, embedded as they are
     if mode == 'embedding':
         assert torch.equal(step, base) and off.shape == (2, 4)
     elif mode == 'scalar':
@@ -199,7 +199,7 @@ def test_ablations_and_errors():
 def test_condition_dropout_zeroes_conditions_in_training_only():
     model, R = make(cond_dropout=0.999999)
     users = torch.arange(4)
-    t = torch.tensor([1, 2, 3, 1])
+    t = torch.tensor([0, 1, 2, 0])
     collab, prefs = model.conditions(users)
     step, off = model.step_inputs(users, t)
     x = R[users]

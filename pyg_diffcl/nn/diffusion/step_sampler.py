@@ -10,7 +10,7 @@ RECORDS = ('batch', 'example')
 
 
 class StepSampler(torch.nn.Module):
-    r"""Draws the diffusion step :math:`t \in \{1..T\}` of each training example, uniformly or by
+    r"""Draws the 0-based diffusion step :math:`t \in \{0..T-1\}` of each training example, uniformly or by
     importance sampling, and returns the weight that keeps the loss unbiased. Shared by DiffCL's view
     generator and LD4MRec.
 
@@ -77,7 +77,7 @@ class StepSampler(torch.nn.Module):
         return self.mode == 'importance' and bool((self.loss_count >= self.history_size).all())
 
     def probabilities(self) -> Tensor:
-        """:math:`p_1..p_T` (``float64``) of the next draw."""
+        """:math:`p_0..p_{T-1}` (``float64``) of the next draw."""
         T = self.num_steps
         if not self.ready:
             return torch.full((T,), 1.0 / T, dtype=torch.float64, device=self.loss_history.device)
@@ -88,25 +88,27 @@ class StepSampler(torch.nn.Module):
 
     def sample(self, n: int, device: torch.device | str = 'cpu',
                generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
-        r"""``(t, weight)``: :obj:`n` steps in :math:`1..T` (``long``) and their weights
+        r"""``(t, weight)``: :obj:`n` 0-based steps in :math:`0..T-1` (``long``) and their weights
         :math:`1 / (T p_t)` (``float32``; all 1 while sampling is uniform). Drawn on the CPU (with
         :obj:`generator`, a CPU generator, when given) and moved to :obj:`device`."""
         if not self.ready:
-            t = torch.randint(1, self.num_steps + 1, (n,), generator=generator)
+            t = torch.randint(0, self.num_steps, (n,), generator=generator)
             return t.to(device), torch.ones(n, device=device)
         p = self.probabilities().cpu()
         idx = torch.multinomial(p, n, replacement=True, generator=generator)
         weight = 1.0 / (self.num_steps * p[idx])
-        return (idx + 1).to(device), weight.float().to(device)
+        return idx.to(device), weight.float().to(device)
 
     @torch.no_grad()
     def update(self, t: Tensor, losses: Tensor) -> None:
-        r"""Record per-example losses (before weighting) at their steps :obj:`t` (1-based), each one
+        r"""Record per-example losses (before weighting) at their steps :obj:`t` (0-based), each one
         (``record='example'``) or their mean per step (``'batch'``): each step keeps its most recent
         :math:`H` values, oldest first (DiffRec's first-in-first-out history)."""
         if self.mode != 'importance':
             return
-        t = t.detach().long().cpu() - 1
+        t = t.detach().long().cpu()
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_steps):
+            raise ValueError(f't: steps are 0-based, in 0..{self.num_steps - 1}; got {int(t.min())}..{int(t.max())}')
         losses = losses.detach().double().cpu()
         hist, count = self.loss_history.cpu(), self.loss_count.cpu()
         H = self.history_size

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import DenoisingMLP
-from .gaussian_diffusion import GaussianDiffusion
+from .gaussian_diffusion import PREDICTION_TYPES, GaussianDiffusion
 from .step_sampler import StepSampler
 
 
@@ -27,7 +27,7 @@ class DiffusionViewGenerator(torch.nn.Module):
     * what the denoiser predicts: :math:`\mathbf{x}_0` (:obj:`predict='x0'`, "predicting the original state")
       or the noise (``'eps'``);
     * its training loss (:meth:`loss`): :math:`\|f_\theta(\mathbf{x}_t, t) - \mathrm{sg}(\mathbf{x}_0)\|^2`
-      averaged over rows and dimensions, with :math:`t \sim \mathcal{U}\{1..T\}` (uniform weighting, or
+      averaged over rows and dimensions, with :math:`t \sim \mathcal{U}\{0..T-1\}` (uniform weighting, or
       LD4MRec's importance sampling with :obj:`step_sampling='importance'`, :class:`StepSampler`; the
       target is detached so that this loss trains the denoiser only);
     * :math:`T` and the number of reverse steps :math:`T_s` (:obj:`view_steps`, default :math:`T`);
@@ -35,9 +35,14 @@ class DiffusionViewGenerator(torch.nn.Module):
       the default: otherwise the contrastive loss could not reach the encoders, since views are not used at
       inference).
 
+    The reverse steps are :meth:`GaussianDiffusion.step`. The denoiser is given the step's *number*
+    :math:`t + 1 \in 1..T` (the 0-based step plus one), the convention of this model's first release, kept so
+    that trained weights and results carry over; it is a fixed relabelling of the step embedding.
+
     Args:
         dim (int): Embedding size.
-        diffusion (GaussianDiffusion, optional): The process. (default: :obj:`GaussianDiffusion()`)
+        diffusion (GaussianDiffusion, optional): The process; its :obj:`prediction_type` must be
+            :obj:`predict`. (default: :obj:`GaussianDiffusion(prediction_type=predict)`)
         hidden (Sequence[int], optional): Denoiser hidden sizes. (default: :obj:`(256,)`)
         dropout (float, optional): Denoiser input dropout. (default: :obj:`0.5`)
         predict (str, optional): ``'x0'`` or ``'eps'``. (default: :obj:`'x0'`)
@@ -52,13 +57,16 @@ class DiffusionViewGenerator(torch.nn.Module):
                  dropout: float = 0.5, predict: str = 'x0', view_steps: Optional[int] = None,
                  detach_views: bool = False, sampling_noise: bool = False, step_sampling: str = 'uniform') -> None:
         super().__init__()
-        if predict not in ('x0', 'eps'):
-            raise ValueError(f"predict must be 'x0' or 'eps', got {predict!r}")
-        self.diffusion = diffusion if diffusion is not None else GaussianDiffusion()
+        if predict not in PREDICTION_TYPES:
+            raise ValueError(f"predict: must be one of {list(PREDICTION_TYPES)}, got {predict!r}")
+        self.diffusion = diffusion if diffusion is not None else GaussianDiffusion(prediction_type=predict)
+        if self.diffusion.prediction_type != predict:
+            raise ValueError(f"predict: {predict!r}, but the diffusion's prediction_type is "
+                             f"{self.diffusion.prediction_type!r}")
         T = self.diffusion.num_steps
         self.view_steps = T if view_steps is None else int(view_steps)
         if not 1 <= self.view_steps <= T:
-            raise ValueError(f'view_steps must be in 1..{T}, got {self.view_steps}')
+            raise ValueError(f'view_steps: must be in 1..{T}, got {self.view_steps}')
         self.denoiser = DenoisingMLP(dim, hidden, dropout=dropout)
         self.step_sampler = StepSampler(T, step_sampling)
         self.predict, self.detach_views, self.sampling_noise = predict, detach_views, sampling_noise
@@ -71,10 +79,13 @@ class DiffusionViewGenerator(torch.nn.Module):
         """One view of :obj:`x0` ``[N, d]``."""
         if self.detach_views:
             x0 = x0.detach()
-        t = torch.full((x0.size(0),), self.view_steps, device=x0.device, dtype=torch.long)
-        x_t = self.diffusion.q_sample(x0, t)
-        return self.diffusion.p_sample_loop(self.denoiser, x_t, self.view_steps, self.predict,
-                                            self.sampling_noise)
+        t = torch.full((x0.size(0),), self.view_steps - 1, device=x0.device, dtype=torch.long)
+        x_t = self.diffusion.add_noise(x0, torch.randn_like(x0), t)
+        return self.diffusion.p_sample_loop(self._denoise, x_t, self.view_steps, self.sampling_noise)
+
+    def _denoise(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The denoiser at 0-based steps :obj:`t`, given the step numbers ``t + 1`` (see the class notes)."""
+        return self.denoiser(x_t, t + 1)
 
     def pair(self, x0: Tensor) -> Tuple[Tensor, Tensor]:
         """Two independent views of :obj:`x0`, generated in one pass over the stacked rows ``[x0; x0]``
@@ -88,7 +99,7 @@ class DiffusionViewGenerator(torch.nn.Module):
         x0 = x0.detach()
         t, weight = self.step_sampler.sample(x0.size(0), x0.device)
         noise = torch.randn_like(x0)
-        out = self.denoiser(self.diffusion.q_sample(x0, t, noise), t)
+        out = self._denoise(self.diffusion.add_noise(x0, noise, t), t)
         target = x0 if self.predict == 'x0' else noise
         per_row = (out - target).pow(2).mean(dim=1)
         self.step_sampler.update(t, per_row)
