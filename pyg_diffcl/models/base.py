@@ -1,14 +1,51 @@
 r"""The small contract every recommender of this library fulfils."""
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ..datasets.sampler import BPRBatch, BPRSampler
-from ..ops import AdjacencyCache, BipartiteAdj
+from ..ops import AdjacencyCache, BipartiteAdj, item_knn_graph, user_item_edge_type
+from ..ops.features import check_feature_matrix
+
+
+Pair = Tuple[Tensor, Tensor]
+
+
+def modality_inputs(features: Dict[str, Tensor], item_graphs: Optional[Dict[str, Pair]], num_items: int,
+                    k: int, with_graphs: bool) -> Optional[Dict[str, Pair]]:
+    r"""Check every modality's ``[num_items, F]`` feature matrix (named in the error) and, when :obj:`with_graphs`, return each modality's item-item graph
+    ``(edge_index, edge_weight)``: the one given in :obj:`item_graphs`, else the top-:obj:`k` cosine graph of
+    its features (:func:`~pyg_diffcl.ops.item_knn_graph`). Shared by the multimodal models."""
+    for m, x in features.items():
+        check_feature_matrix(m, x, num_items)
+    if not with_graphs:
+        return None
+    graphs = dict(item_graphs or {})
+    for m in sorted(features):
+        if m not in graphs:
+            graphs[m] = item_knn_graph(features[m], k)
+    return graphs
+
+
+def dataset_inputs(dataset: Any, k: int, with_features: bool = True, with_graphs: bool = True
+                   ) -> Tuple[Dict[str, Tensor], Optional[Dict[str, Pair]]]:
+    r"""``(features, item_graphs)`` of a data set for a multimodal model's :meth:`~Recommender.from_config`:
+    ``dataset.features()`` and, for each modality, ``dataset.item_graph(m, k)`` (cached by the data set);
+    ``({}, None)`` for what is not asked for."""
+    features = dataset.features() if with_features else {}
+    graphs = {m: dataset.item_graph(m, k) for m in features} if features and with_graphs else None
+    return features, graphs
+
+
+def training_edges(dataset: Any) -> Tensor:
+    """The training ``[2, E]`` (user, item) pairs of a data set's graph: its only user-item edge type
+    (:func:`~pyg_diffcl.ops.user_item_edge_type`)."""
+    data = dataset[0]
+    return data[user_item_edge_type(data)].edge_index
 
 
 class Recommender(torch.nn.Module):

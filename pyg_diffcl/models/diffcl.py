@@ -21,8 +21,8 @@ from ..nn import (
 )
 from ..nn.diffusion.gaussian_diffusion import SCHEDULES
 from ..ops import Adjacency, BipartiteAdj, row_normalize
-from ..ops.features import FEATURE_NORMS, check_feature_matrix, prepare_features
-from .base import Recommender
+from ..ops.features import FEATURE_NORMS, prepare_features
+from .base import Recommender, dataset_inputs, modality_inputs
 
 Pair = Tuple[Tensor, Tensor]
 
@@ -214,8 +214,8 @@ class DiffCL(Recommender):
         c.validate()
         d = c.embedding_dim
         self.modalities = sorted(features)
+        item_graphs = modality_inputs(features, item_graphs, num_items, c.item_graph_k, c.use_item_graph)
         for m, x in features.items():
-            check_feature_matrix(m, x, num_items)
             self.register_buffer(f'feat_{m}', prepare_features(x, c.feature_norm), persistent=False)
         self.id_user = torch.nn.Embedding(num_users, d)
         self.id_item = torch.nn.Embedding(num_items, d)
@@ -241,12 +241,8 @@ class DiffCL(Recommender):
         self.info_nce = InfoNCE(c.tau)
         self.alignment = IDGuidedAlignment(c.align_axis, c.align_stat, detach_id=c.align_detach_id)
         self.bpr = BPRLoss(c.id_reg_weight)
-        if c.use_item_graph:
-            from ..ops import item_knn_graph
-            item_graphs = dict(item_graphs or {})
+        if item_graphs is not None:
             for m in self.modalities:
-                if m not in item_graphs:
-                    item_graphs[m] = item_knn_graph(features[m], c.item_graph_k)
                 ei, w = item_graphs[m]
                 self.register_buffer(f'ii_index_{m}', ei, persistent=False)
                 self.register_buffer(f'ii_weight_{m}', w, persistent=False)
@@ -255,9 +251,7 @@ class DiffCL(Recommender):
 
     @classmethod
     def from_config(cls, config: DiffCLConfig, dataset: Any) -> 'DiffCL':
-        features = dataset.features()
-        graphs = ({m: dataset.item_graph(m, config.item_graph_k) for m in features}
-                  if config.use_item_graph and features else None)
+        features, graphs = dataset_inputs(dataset, config.item_graph_k, with_graphs=config.use_item_graph)
         return cls(dataset.num_users, dataset.num_items, features, graphs, config)
 
     def reset_parameters(self) -> None:

@@ -15,10 +15,10 @@ from ..nn.diffusion.gaussian_diffusion import SCHEDULES
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
 from ..ops import (Adjacency, BipartiteAdj, collaborative_maps, collaborative_signals, csr_rows, gather_rows,
-                   interaction_matrix, item_knn_graph)
-from ..ops.features import FEATURE_NORMS, check_feature_matrix, column_stats, prepare_features
+                   interaction_matrix)
+from ..ops.features import FEATURE_NORMS, column_stats, prepare_features
 from ..ops.norm import inv_sqrt_degree
-from .base import Recommender
+from .base import Recommender, dataset_inputs, modality_inputs, training_edges
 
 Pair = Tuple[Tensor, Tensor]
 
@@ -204,15 +204,13 @@ class LD4MRec(Recommender):
         if self.modalities:
             adj = BipartiteAdj(edge_index.cpu(), num_users, num_items)
             pref = ModalityPreference(c.item_graph_layers)
-            item_graphs = dict(item_graphs or {})
+            item_graphs = modality_inputs({m: features[m] for m in self.modalities}, item_graphs, num_items,
+                                          c.item_graph_k, c.item_graph_layers > 0)
             dinv_i = inv_sqrt_degree(col, num_items) if from_input else None
             for m in self.modalities:
                 x = features[m]
-                check_feature_matrix(m, x, num_items)
                 item_adj = None
-                if c.item_graph_layers > 0:
-                    if m not in item_graphs:
-                        item_graphs[m] = item_knn_graph(x, c.item_graph_k)
+                if item_graphs is not None:
                     ei, w = item_graphs[m]
                     item_adj = Adjacency(ei.cpu(), w.cpu(), (num_items, num_items))
                 with torch.no_grad():
@@ -254,11 +252,9 @@ class LD4MRec(Recommender):
 
     @classmethod
     def from_config(cls, config: LD4MRecConfig, dataset: Any) -> 'LD4MRec':
-        features = dataset.features() if config.use_pg else {}
-        graphs = ({m: dataset.item_graph(m, config.item_graph_k) for m in features}
-                  if features and config.item_graph_layers > 0 else None)
-        edge_index = dataset[0]['user', 'rates', 'item'].edge_index
-        return cls(dataset.num_users, dataset.num_items, edge_index, features, graphs, config)
+        features, graphs = dataset_inputs(dataset, config.item_graph_k, with_features=config.use_pg,
+                                          with_graphs=config.item_graph_layers > 0)
+        return cls(dataset.num_users, dataset.num_items, training_edges(dataset), features, graphs, config)
 
     def reset_parameters(self) -> None:
         self.cnet.reset_parameters()
@@ -323,11 +319,13 @@ class LD4MRec(Recommender):
             return t + F.softplus(self.initial_step(users)).squeeze(-1), None
         return t, None
 
-    def denoise(self, x_t: Tensor, users: Tensor, t: Tensor, x_cond: Optional[Tensor] = None) -> Tensor:
-        r""":math:`\hat{\mathbf{x}}_0 = f_\theta(\mathbf{x}_t, t + t^0_u, \mathbf{c}_u, \mathbf{p}_u)`. In
-        training, with :obj:`cond_dropout` :math:`q > 0`, each user's conditions are zeroed with probability
-        :math:`q` (classifier-free-guidance practice, outside the paper): the conditions are functions of the
-        same behaviours, and without it the network can learn to ignore :math:`\mathbf{x}_t` (README)."""
+    def _cnet_inputs(self, x_t: Tensor, users: Tensor, t: Tensor, x_cond: Optional[Tensor] = None
+                     ) -> Tuple[Any, ...]:
+        r"""The C-Net's arguments for :obj:`users` at 0-based steps :obj:`t`: the input, the step, the
+        conditions and the initial-step offset. In training, with :obj:`cond_dropout` :math:`q > 0`, each
+        user's conditions are zeroed with probability :math:`q` (classifier-free-guidance practice, outside
+        the paper): the conditions are functions of the same behaviours, and without it the network can learn
+        to ignore :math:`\mathbf{x}_t`."""
         collab, prefs = self.conditions(users, x_cond)
         q = self.config.cond_dropout
         if self.training and q > 0:
@@ -335,7 +333,12 @@ class LD4MRec(Recommender):
             collab = collab * keep if collab is not None else None
             prefs = [p * keep for p in prefs]
         step, offset = self.step_inputs(users, t)
-        return self.cnet(x_t, step, collab, prefs, offset)
+        return x_t, step, collab, prefs, offset
+
+    def denoise(self, x_t: Tensor, users: Tensor, t: Tensor, x_cond: Optional[Tensor] = None) -> Tensor:
+        r""":math:`\hat{\mathbf{x}}_0 = f_\theta(\mathbf{x}_t, t + t^0_u, \mathbf{c}_u, \mathbf{p}_u)`, the
+        C-Net at 0-based steps :obj:`t` (see :meth:`_cnet_inputs` for the conditions)."""
+        return self.cnet(*self._cnet_inputs(x_t, users, t, x_cond))
 
     # ------------------------------------------------------------------------------------------ training
     def loss(self, adj: BipartiteAdj, batch: UserBatch) -> Tensor:  # type: ignore[override]
@@ -366,19 +369,30 @@ class LD4MRec(Recommender):
                 (0 there means :math:`T`).
             seed (int): Seed of the common strategy's corruption noise. (default: :obj:`0`)
         """
+        x, t, inference = self._last_call(users, inference, steps, seed)
+        out = self.denoise(x, users, t)
+        return out if inference == 'forward_free' else self.diffusion.step(out, 0, x)
+
+    def _last_call(self, users: Tensor, inference: Optional[str], steps: Optional[int], seed: int
+                   ) -> Tuple[Tensor, Tensor, str]:
+        """``(x, t, inference)``: the input and the (0-based) step of the last C-Net call of the inference
+        strategy for :obj:`users`, after the strategy's earlier reverse steps (:meth:`generate`)."""
         inference = inference or self.config.inference
         check_choice('inference', inference, INFERENCES)
         users = users.to(self.rowptr.device)
         x0 = self.behaviours(users)
         if inference == 'forward_free':
-            return self.denoise(x0, users, torch.zeros(users.numel(), device=x0.device))
+            return x0, torch.zeros(users.numel(), device=x0.device), inference
         T = self.diffusion.num_steps
         steps = steps if steps is not None else (self.config.inference_steps or T)
         if not 1 <= steps <= T:
-            raise ValueError(f'steps must be in 1..{T}, got {steps}')
+            raise ValueError(f'steps: must be in 1..{T}, got {steps}')
         noise = self.user_noise(users, seed).to(x0.device)
-        x_t = self.diffusion.add_noise(x0, noise, torch.full((users.numel(),), steps - 1, device=x0.device))
-        return self.diffusion.p_sample_loop(lambda x, t: self.denoise(x, users, t.expand(x.size(0))), x_t, steps)
+        x = self.diffusion.add_noise(x0, noise, torch.full((users.numel(),), steps - 1, device=x0.device))
+        for step in range(steps - 1, 0, -1):  # the reverse steps before the last, as p_sample_loop takes them
+            t = torch.full((users.numel(),), step, device=x0.device, dtype=torch.long)
+            x = self.diffusion.step(self.denoise(x, users, t), step, x)
+        return x, torch.zeros(users.numel(), device=x0.device, dtype=torch.long), inference
 
     def user_noise(self, users: Tensor, seed: int = 0) -> Tensor:
         """Standard normal noise ``[len(users), num_items]``, each row drawn from a CPU generator seeded with
@@ -393,9 +407,27 @@ class LD4MRec(Recommender):
     def scorer(self, adj: BipartiteAdj) -> Callable[[Tensor], Tensor]:
         return lambda users: self.generate(users)
 
-    def get_embedding(self, adj: BipartiteAdj) -> Tuple[Tensor, Tensor]:
-        raise NotImplementedError('LD4MRec scores users from their behaviour vectors (generate / scorer), '
-                                  'not from embeddings')
+    def get_embedding(self, adj: Any = None, block_size: int = 2048) -> Tuple[Tensor, Tensor]:
+        r"""``(user [num_users, fc_dim + 1], item [num_items, fc_dim + 1])`` whose inner products are
+        :meth:`generate`'s scores (the configured inference strategy), so that LD4MRec fits the
+        :class:`Recommender` contract. The C-Net's last layer is linear, :math:`\hat{\mathbf{x}}_u =
+        \mathbf{W}\mathbf{h}_u + \mathbf{b}`, and the last reverse step of the common strategy multiplies
+        it by :math:`c_0` (:math:`\tilde{\mu}_0 = c_0 \hat{\mathbf{x}}_0`, :math:`c_0 = 1` up to
+        rounding): the user side is :math:`c_0 [\mathbf{h}_u ; 1]`, the item side :math:`[\mathbf{w}_i ;
+        b_i]`. :obj:`adj` is not used (the model reads its own training rows); users are processed in blocks
+        of :obj:`block_size`."""
+        rows = []
+        scale = 1.0
+        for start in range(0, self.num_users, block_size):
+            users = torch.arange(start, min(start + block_size, self.num_users), device=self.rowptr.device)
+            x, t, inference = self._last_call(users, None, None, 0)
+            rows.append(self.cnet.hidden_state(*self._cnet_inputs(x, users, t)))
+            if inference != 'forward_free':
+                scale = float(self.diffusion.posterior_mean_coef1[0])
+        h = torch.cat(rows)
+        user = torch.cat([h, h.new_ones(h.size(0), 1)], dim=1) * scale
+        item = torch.cat([self.cnet.fc_out.weight, self.cnet.fc_out.bias.unsqueeze(1)], dim=1)
+        return user, item
 
     def __repr__(self) -> str:
         c = self.config

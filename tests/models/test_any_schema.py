@@ -87,3 +87,27 @@ def test_models_train_on_a_customer_product_graph(model_name):
     assert u.shape[0] == U and i.shape[0] == I
     assert torch.allclose(u, u2, atol=1e-5) and torch.allclose(i, i2, atol=1e-5)
     assert torch.allclose(u, u3, atol=1e-5) and torch.allclose(i, i3, atol=1e-5)
+
+
+def test_from_config_reads_the_training_edges_of_any_edge_type():
+    """from_config needs only num_users, num_items, features(), item_graph() and dataset[0]: a data set
+    whose graph is typed ('customer', 'buys', 'product') builds LD4MRec from its training edges."""
+    from pyg_diffcl.models import LD4MRec
+    from pyg_diffcl.models.ld4mrec import LD4MRecConfig
+    from pyg_diffcl.ops import item_knn_graph
+    data, R = graph(users=14, items=10, seed=2)
+
+    class Dataset:
+        num_users, num_items = 14, 10
+
+        def __getitem__(self, i):
+            return data
+
+        def features(self):
+            return {'x': data['product'].x}
+
+        def item_graph(self, m, k):
+            return item_knn_graph(data['product'].x, k)
+
+    model = LD4MRec.from_config(LD4MRecConfig(fc_dim=16, hidden_dim=8, time_dim=4, svd_rank=3), Dataset())
+    assert torch.equal(model.behaviours(torch.arange(14)), R)

@@ -263,3 +263,19 @@ def test_input_conditions_see_the_same_dropped_items_as_the_cnet():
         assert torch.allclose(got, want, atol=1e-6)
     with pytest.raises(ValueError, match='cond_source'):
         make(cond_source='noisy')
+
+
+@pytest.mark.parametrize('inference', ['forward_free', 'common'])
+def test_get_embedding_inner_products_are_the_generated_scores(inference):
+    """LD4MRec honours the Recommender contract: its (user, item) embeddings score every item as generate
+    does, and the trainer's default scorer path (score over get_embedding) gives the same ranking."""
+    model, _ = make(seed=2, inference=inference)
+    with torch.no_grad():
+        model.initial_step.weight.normal_()
+    model.eval()
+    with torch.no_grad():
+        user, item = model.get_embedding(None, block_size=5)  # blocks of users: 5 + 5 + 2
+        assert user.shape == (12, SMALL['fc_dim'] + 1) and item.shape == (10, SMALL['fc_dim'] + 1)
+        users = torch.tensor([0, 3, 7, 11])
+        ref = model.generate(users)
+        assert torch.allclose(model.score((user, item), users), ref, atol=1e-5)

@@ -102,18 +102,23 @@ class CNet(torch.nn.Module):
                 prefs: Optional[Sequence[Tensor]] = None, step_offset: Optional[Tensor] = None) -> Tensor:
         """:obj:`x` ``[B, num_items]``, :obj:`t` ``[B]``, :obj:`collab` ``[B, collab_channels]``,
         :obj:`prefs` one ``[B, pref_channels[m]]`` per modality -> :math:`\\hat{\\mathbf{x}}_0` ``[B, num_items]``."""
+        return self.fc_out(self.hidden_state(x, t, collab, prefs, step_offset))
+
+    def hidden_state(self, x: Tensor, t: Tensor, collab: Optional[Tensor] = None,
+               prefs: Optional[Sequence[Tensor]] = None, step_offset: Optional[Tensor] = None) -> Tensor:
+        """The ``[B, fc_dim]`` features before the linear output layer: :meth:`forward` is
+        ``fc_out(hidden_state(...))``."""
         if self.use_cg and collab is None:
-            raise ValueError('CNet with use_cg=True needs the collaborative signal')
+            raise ValueError('collab: CNet with use_cg=True needs the collaborative signal')
         if self.use_pg and (prefs is None or len(prefs) != len(self.pg)):
-            raise ValueError(f'CNet expects {len(self.pg)} preference signals, got '
+            raise ValueError(f'prefs: CNet expects {len(self.pg)} preference signals, got '
                              f'{0 if prefs is None else len(prefs)}')
         z = self.step_embedding(t, step_offset)
         h = torch.tanh(self.fc_in(self.dropout(x)))
         h = self._block(self.block1, h, z, collab)
         for pg, p in zip(self.pg, prefs or []):
             h = F.leaky_relu(pg(h, p))
-        h = self._block(self.block2, h, z, collab)
-        return self.fc_out(h)
+        return self._block(self.block2, h, z, collab)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_items}, fc_dim={self.fc_dim}, hidden={self.hidden}, '
