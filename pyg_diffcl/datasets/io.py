@@ -82,6 +82,9 @@ def find_data_files(root: os.PathLike | str) -> DataFiles:
     for name, p in feats.items():
         if not name:
             raise DataError('feature file without a modality name (expected <modality>_feat.npy)', p)
+        if '.' in name:  # the name keys the models' per-modality modules, where PyTorch reserves '.'
+            raise DataError(f"modality name {name!r} cannot name a module ('.' is reserved by PyTorch): rename "
+                            f"the file, e.g. to {name.replace('.', '_')}_feat.npy", p)
     return DataFiles(root, inters[0], feats)
 
 

@@ -15,10 +15,10 @@ def check_feature_matrix(name: str, x: Tensor, num_items: int) -> None:
     :obj:`name` can key the model's per-modality modules and buffers (no ``'.'``, which PyTorch reserves for
     nesting)."""
     if not name or '.' in name:
-        raise ValueError(f"modality name {name!r} cannot name a module ('.' is reserved by PyTorch): rename its "
-                         f"feature file {name}_feat.npy, e.g. to {name.replace('.', '_')}_feat.npy")
+        raise ValueError(f"features: modality name {name!r} cannot name a module ('.' is reserved by PyTorch); "
+                         f"use for example {name.replace('.', '_')!r}")
     if x.dim() != 2 or x.size(0) != num_items:
-        raise ValueError(f'features[{name!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
+        raise ValueError(f'features: features[{name!r}] must be [num_items={num_items}, F], got {tuple(x.shape)}')
 
 
 def column_stats(x: Tensor, eps: float = 1e-6) -> Tuple[Tensor, Tensor, Tensor]:

@@ -223,11 +223,18 @@ def test_out_of_range_options_are_refused_by_name(change, expect):
         make(DiffCLConfig(**values))
 
 
-def test_a_modality_name_with_a_dot_is_refused_with_the_file_to_rename():
+def test_a_modality_name_with_a_dot_is_refused_with_the_file_to_rename(tmp_path):
     """'.' separates nested module names in PyTorch, so a modality 'clip.v2' cannot key the per-modality
-    modules and buffers: a one-line error naming the file (not a KeyError from ``register_buffer``)."""
-    with pytest.raises(ValueError, match=r"modality name 'clip\.v2'.*clip\.v2_feat\.npy.*clip_v2_feat\.npy"):
+    modules and buffers: the model says so naming the argument, and a data set directory names the file to
+    rename (not a KeyError from ``register_buffer``)."""
+    with pytest.raises(ValueError, match=r"^features: modality name 'clip\.v2'.*'clip_v2'"):
         make(modalities=(('clip.v2', 6),))
+    from pyg_diffcl.datasets.io import find_data_files
+    from pyg_diffcl.errors import DataError
+    from tests.helpers import write_dataset
+    data = write_dataset(tmp_path / 'd', modalities={'clip.v2': 3})
+    with pytest.raises(DataError, match=r"clip\.v2_feat\.npy: modality name 'clip\.v2'.*clip_v2_feat\.npy"):
+        find_data_files(data)
 
 
 def test_configs_validate_themselves_on_construction_and_in_the_model():
