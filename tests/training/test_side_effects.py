@@ -10,9 +10,18 @@ import pytest
 from tests.helpers import write_dataset
 
 PROBE = """
-import sys
+import sys, warnings
+import torch
 import matplotlib
 matplotlib.use('svg')  # a caller's own backend choice
+torch.set_num_threads(1)
+import torch_geometric, torch_geometric.nn  # third-party imports add filters of their own: not ours to judge
+try:
+    import torch_sparse, torch_scatter
+except ImportError:
+    pass
+filters, threads = list(warnings.filters), torch.get_num_threads()
+import pyg_diffcl, pyg_diffcl.nn, pyg_diffcl.models, pyg_diffcl.datasets, pyg_diffcl.evaluation
 from pyg_diffcl.ops import allocator
 from pyg_diffcl.training.config import resolve_config
 from pyg_diffcl.training.run import train_run
@@ -20,7 +29,8 @@ cfg = resolve_config('mf', [{'data': {'name': sys.argv[1]}, 'train': {'epochs': 
 train_run(cfg, sys.argv[2], quiet=True, log=lambda *a, **k: None)
 import json
 print(json.dumps({'backend': matplotlib.get_backend(), 'allocator_tuned': allocator._done,
-                  'pyplot_imported': 'matplotlib.pyplot' in sys.modules}))
+                  'pyplot_imported': 'matplotlib.pyplot' in sys.modules,
+                  'filters_kept': list(warnings.filters) == filters, 'threads': torch.get_num_threads()}))
 """
 
 
@@ -31,7 +41,8 @@ def test_train_run_changes_no_process_setting(tmp_path):
     assert res.returncode == 0, res.stderr
     state = json.loads(res.stdout.strip().splitlines()[-1])
     assert (tmp_path / 'run' / 'curves.png').stat().st_size > 0  # the plot was still drawn
-    assert state == {'backend': 'svg', 'allocator_tuned': False, 'pyplot_imported': False}
+    assert state == {'backend': 'svg', 'allocator_tuned': False, 'pyplot_imported': False, 'filters_kept': True,
+                     'threads': 1}
 
 
 DENORMAL = """
