@@ -6,6 +6,7 @@ from .mf import MF, MFConfig
 from .lightgcn import LightGCN, LightGCNConfig
 from .diffcl import DiffCL, DiffCLConfig
 from .ld4mrec import LD4MRec, LD4MRecConfig
+from .vbpr import VBPR, VBPRConfig
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
@@ -13,7 +14,8 @@ MODELS: Dict[str, Type[Recommender]] = {
     'lightgcn': LightGCN,
     'diffcl': DiffCL,
     'ld4mrec': LD4MRec,
+    'vbpr': VBPR,
 }
 
 __all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec',
-           'LD4MRecConfig', 'MODELS']
+           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'MODELS']
