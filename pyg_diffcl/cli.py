@@ -221,9 +221,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == 'reproduce':
         from pathlib import Path
 
-        from .training.reproduce import (compare, format_comparison, load_table, markdown, run_table, stated,
-                                         write_readme)
-        name, _ = load_table(args.table)
+        from .training.reproduce import (block, compare, format_comparison, load_table, markdown, merge_table,
+                                         run_table, stated, write_readme)
+        name, spec = load_table(args.table)
         seeds = None
         if args.seeds:
             try:
@@ -241,6 +241,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print()
         print(format_comparison(checks))
         if args.write_readme:
+            if rows:  # some rows regenerated: the README's other rows stay
+                table = merge_table(block(readme, name), table, [r['name'] for r in spec['rows']])
             write_readme(readme, name, table)
             print(f'[pyg-diffcl] wrote the {name} table into {readme}', file=sys.stderr)
             return 0

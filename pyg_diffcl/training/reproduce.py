@@ -255,6 +255,34 @@ def stated(readme: Path, name: str) -> Dict[str, Dict[str, Tuple[float, float]]]
     return out
 
 
+def block(readme: Path, name: str) -> Optional[str]:
+    """The text between a README's markers for table :obj:`name`, or :obj:`None` without them."""
+    if not readme.is_file():
+        return None
+    text = readme.read_text(encoding='utf-8')
+    start, end = _markers(name)
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0].strip('\n')
+
+
+def merge_table(old: Optional[str], new: str, order: Sequence[str]) -> str:
+    """The table :obj:`new` (some rows regenerated) merged into the table :obj:`old` a README states: rows of
+    :obj:`new` replace those of the same name, the others stay, in the table's row order :obj:`order`. When
+    the two tables do not have the same columns, :obj:`new` alone."""
+    if not old:
+        return new
+    old_lines, new_lines = old.strip().splitlines(), new.strip().splitlines()
+    if old_lines[:2] != new_lines[:2]:
+        return new
+
+    def rows(lines: Sequence[str]) -> Dict[str, str]:
+        return {line.split('|')[1].strip(): line for line in lines[2:] if line.startswith('|')}
+    merged = {**rows(old_lines), **rows(new_lines)}
+    names = [n for n in order if n in merged] + [n for n in merged if n not in order]
+    return '\n'.join(new_lines[:2] + [merged[n] for n in names])
+
+
 def write_readme(readme: Path, name: str, table: str) -> None:
     """Replace the README's block for :obj:`name` with :obj:`table` (the block must exist)."""
     text = readme.read_text(encoding='utf-8')

@@ -149,3 +149,20 @@ def test_packaged_variant_and_ablation_tables():
     assert spec['seeds'] == [0, 1, 2]
     for row in spec['rows']:
         assert row_config(spec, row, 1).train.seed == 1
+
+
+def test_write_readme_with_rows_keeps_the_other_rows(table, tmp_path):
+    """Regenerating one row (--rows) leaves the README's other rows as they were, in the table's order."""
+    out, readme = tmp_path / 'runs', tmp_path / 'README.md'
+    readme.write_text('<!-- reproduce:small -->\n<!-- /reproduce:small -->\n')
+    assert run_cli('reproduce', str(table), '--out', str(out), '--readme', str(readme), '--write-readme',
+                   '--rows', 'lightgcn-1-layer').returncode == 0
+    first = readme.read_text()
+    assert '| LightGCN, 1 layer |' in first and '| MF |' not in first
+    res = run_cli('reproduce', str(table), '--out', str(out), '--readme', str(readme), '--write-readme',
+                  '--rows', 'MF')
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in readme.read_text().splitlines() if line.startswith('| ')]
+    assert [line.split('|')[1].strip() for line in lines[2:]] == ['MF', 'LightGCN, 1 layer']
+    kept = next(line for line in first.splitlines() if line.startswith('| LightGCN, 1 layer |'))
+    assert kept in lines  # untouched
