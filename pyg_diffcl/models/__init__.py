@@ -7,6 +7,7 @@ from .lightgcn import LightGCN, LightGCNConfig
 from .diffcl import DiffCL, DiffCLConfig
 from .ld4mrec import LD4MRec, LD4MRecConfig
 from .vbpr import VBPR, VBPRConfig
+from .freedom import FREEDOM, FREEDOMConfig
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
@@ -15,7 +16,8 @@ MODELS: Dict[str, Type[Recommender]] = {
     'diffcl': DiffCL,
     'ld4mrec': LD4MRec,
     'vbpr': VBPR,
+    'freedom': FREEDOM,
 }
 
 __all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec',
-           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'MODELS']
+           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'FREEDOM', 'FREEDOMConfig', 'MODELS']

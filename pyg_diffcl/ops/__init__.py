@@ -5,7 +5,8 @@ from .adj import (Adjacency, AdjacencyCache, BipartiteAdj, available_backends, b
                   resolve_backend, BACKENDS, user_item_edge_type)
 from .spmm import spmm
 from .knn import knn_graph
-from .item_graph import item_knn_graph
+from .edge_pruning import degree_sensitive_edge_pruning
+from .item_graph import item_knn_graph, weighted_graph_sum
 from .allocator import tune_allocator
 from .features import FEATURE_NORMS, prepare_features
 from .rows import csr_rows, gather_rows
@@ -26,7 +27,9 @@ __all__ = [
     'BACKENDS',
     'spmm',
     'knn_graph',
+    'degree_sensitive_edge_pruning',
     'item_knn_graph',
+    'weighted_graph_sum',
     'tune_allocator',
     'FEATURE_NORMS',
     'prepare_features',

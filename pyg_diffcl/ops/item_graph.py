@@ -1,7 +1,7 @@
 r"""The modality item-item graph of DiffCL (Eq. 18-21), FREEDOM and MENTOR."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -34,3 +34,19 @@ def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | 
     centre, nbr = ei[1], ei[0]
     inv = inv_sqrt_degree(centre, n)
     return torch.stack([centre, nbr]), inv[centre] * inv[nbr]
+
+
+def weighted_graph_sum(graphs: Sequence[Tuple[Tensor, Tensor]], weights: Sequence[float], num_nodes: int
+                       ) -> Tuple[Tensor, Tensor]:
+    r""":math:`\sum_m w_m \hat{\mathbf{S}}_m` of graphs given as ``(edge_index, edge_weight)`` on the same
+    :obj:`num_nodes` nodes, as one coalesced ``(edge_index, edge_weight)`` (an entry present in several
+    graphs gets the sum). FREEDOM's frozen multimodal item graph is this sum of the modalities' normalised
+    k-NN graphs (:func:`item_knn_graph`) with weights that add up to one."""
+    if len(graphs) != len(weights) or not graphs:
+        raise ValueError(f'weights: one per graph, got {len(weights)} for {len(graphs)} graphs')
+    index = torch.cat([ei for ei, _ in graphs], dim=1)
+    value = torch.cat([float(w) * ew for (_, ew), w in zip(graphs, weights)])
+    key = index[0] * num_nodes + index[1]
+    uniq, inverse = torch.unique(key, return_inverse=True)
+    summed = value.new_zeros(uniq.numel()).index_add_(0, inverse, value)
+    return torch.stack([uniq // num_nodes, uniq % num_nodes]), summed
