@@ -8,6 +8,7 @@ from .diffcl import DiffCL, DiffCLConfig
 from .ld4mrec import LD4MRec, LD4MRecConfig
 from .vbpr import VBPR, VBPRConfig
 from .freedom import FREEDOM, FREEDOMConfig
+from .bm3 import BM3, BM3Config
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
@@ -17,7 +18,8 @@ MODELS: Dict[str, Type[Recommender]] = {
     'ld4mrec': LD4MRec,
     'vbpr': VBPR,
     'freedom': FREEDOM,
+    'bm3': BM3,
 }
 
 __all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec',
-           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'FREEDOM', 'FREEDOMConfig', 'MODELS']
+           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'FREEDOM', 'FREEDOMConfig', 'BM3', 'BM3Config', 'MODELS']

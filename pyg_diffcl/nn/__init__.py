@@ -1,7 +1,7 @@
 r"""Reusable layers: propagation, the k-NN graph, diffusion, fusion and losses (each usable alone in any PyG
 recommender)."""
 from .conv import BipartiteLightGCNConv, LightGCNPropagation, ModalityPreference
-from .loss import BPRLoss, InfoNCE, IDGuidedAlignment, SoftReconstructionLoss, soft_labels
+from .loss import BPRLoss, BootstrapLatent, InfoNCE, IDGuidedAlignment, SoftReconstructionLoss, soft_labels
 from .diffusion import (GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding, StepSampler,
                         CGBlock, PGBlock, CNet)
 from .fusion import ModalityFusion
@@ -13,6 +13,7 @@ __all__ = [
     'LightGCNPropagation',
     'ModalityPreference',
     'BPRLoss',
+    'BootstrapLatent',
     'InfoNCE',
     'IDGuidedAlignment',
     'SoftReconstructionLoss',
