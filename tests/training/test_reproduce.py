@@ -166,3 +166,17 @@ def test_write_readme_with_rows_keeps_the_other_rows(table, tmp_path):
     assert [line.split('|')[1].strip() for line in lines[2:]] == ['MF', 'LightGCN, 1 layer']
     kept = next(line for line in first.splitlines() if line.startswith('| LightGCN, 1 layer |'))
     assert kept in lines  # untouched
+
+
+def test_packaged_baselines_table():
+    """Every baseline row resolves to its model over seeds 0-4; DiffCL's row is the packaged DiffCL."""
+    from pyg_diffcl.training.reproduce import row_config
+    _, spec = load_table('tiktok-baselines')
+    assert spec['seeds'] == [0, 1, 2, 3, 4]
+    names = {row['name']: row_config(spec, row, 0).model_name for row in spec['rows']}
+    assert names == {'LightGCN': 'lightgcn', 'VBPR': 'vbpr', 'FREEDOM': 'freedom', 'BM3': 'bm3',
+                     'DiffCL': 'diffcl'}
+    _, main = load_table('tiktok')
+    diffcl = next(r for r in spec['rows'] if r['model'] == 'diffcl')
+    assert row_config(spec, diffcl, 0).to_dict() == row_config(main, next(r for r in main['rows']
+                                                                         if r['model'] == 'diffcl'), 0).to_dict()
