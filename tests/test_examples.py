@@ -129,7 +129,10 @@ def test_propagation_benchmark_json_contract(tmp_path):
     rows = out['results']
     assert all(set(r) == CONTRACT_KEYS for r in rows)
     names = {r['backend'] for r in rows}
-    assert names == set(available_backends()) | {'pyg-lgconv', 'pyg-lightgcn'}
+    import torch_geometric.typing
+    baselines = {'pyg-lgconv', 'pyg-lightgcn', 'pyg-dropin-lightgcn'}
+    baselines |= {'pyg-lgconv-cached'} if torch_geometric.typing.WITH_TORCH_SPARSE else set()
+    assert names == set(available_backends()) | baselines
     r = rows[0]
     assert (r['graph'], r['n_nodes'], r['nnz'], r['dim']) == ('300x200x2000', 500, 4000, 8)
     assert {x['layers'] for x in rows} == {1, 2} and all(x['fwdbwd_ms'] > 0 and x['bound_fwdbwd_ms'] > 0 for x in rows)
