@@ -160,3 +160,28 @@ def test_benchmarks_refuse_cuda_without_a_gpu():
         res = subprocess.run([sys.executable, str(BENCH / script), '--device', 'cuda'], capture_output=True,
                              text=True, timeout=120)
         assert res.returncode == 2 and 'no CUDA device' in res.stderr
+
+
+def test_propagation_benchmark_rows_compute_the_same_propagation():
+    """The timed rows are the same computation: our backends, LGConv per call and LGConv on a cached adj_t."""
+    import importlib.util
+    import torch
+    import torch_geometric.typing
+    spec = importlib.util.spec_from_file_location('propagation_bench', BENCH / 'propagation.py')
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    g = torch.Generator().manual_seed(0)
+    ei = torch.stack([torch.randint(0, 30, (120,), generator=g), torch.randint(0, 20, (120,), generator=g)])
+    ei = torch.unique(ei, dim=1)
+    out = {}
+    names = ['csr', 'pyg-lgconv'] + (['pyg-lgconv-cached'] if torch_geometric.typing.WITH_TORCH_SPARSE else [])
+    for name in names:
+        fwd, _ = mod.make_runner(name, ei, 30, 20, 4, 2, torch.device('cpu'), seed=1)
+        res = fwd()
+        out[name] = torch.cat(res) if isinstance(res, tuple) else res
+    for name in names[1:]:
+        assert torch.allclose(out[name], out['csr'], atol=1e-5), name
