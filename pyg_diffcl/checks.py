@@ -39,3 +39,13 @@ def check_probability(name: str, value: Any) -> None:
     """:obj:`value` must lie in :math:`[0, 1)` (a dropout rate)."""
     if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
         raise ValueError(f'{name}: must be in [0, 1), got {value!r}')
+
+
+class Validated:
+    """Mixin of the configuration dataclasses: :meth:`validate` runs when one is built (a dataclass calls
+    ``__post_init__``) and whenever a model or the application asks again."""
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every value; raises :class:`ValueError` naming the field."""

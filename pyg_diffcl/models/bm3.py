@@ -7,17 +7,15 @@ import torch
 from torch import Tensor
 from torch_geometric.typing import Adj
 
-from ..checks import check_non_negative, check_positive, check_probability
+from ..checks import Validated, check_non_negative, check_positive, check_probability
 from ..datasets.sampler import BPRBatch
-from ..nn import BootstrapLatent, LightGCNPropagation
+from ..nn import BootstrapLatent, ItemFeatureProjection, LightGCNPropagation
 from ..ops import BipartiteAdj
-from .base import Recommender, dataset_inputs, modality_inputs
-
-Pair = Tuple[Tensor, Tensor]
+from .base import Pair, Recommender, dataset_inputs, modality_inputs
 
 
 @dataclass
-class BM3Config:
+class BM3Config(Validated):
     """Hyper-parameters of :class:`BM3` (see its docstring for each symbol)."""
     embedding_dim: int = 64
     #: LightGCN layers (the official grid: 1, 2).
@@ -30,9 +28,6 @@ class BM3Config:
     cl_weight: float = 2.0
     #: Train the raw feature tables (the official code loads them with ``freeze=False``).
     train_features: bool = True
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
@@ -90,13 +85,10 @@ class BM3(Recommender):
         d = c.embedding_dim
         self.user_emb = torch.nn.Embedding(num_users, d)
         self.item_emb = torch.nn.Embedding(num_items, d)
-        self.feat = torch.nn.ParameterDict({m: torch.nn.Parameter(features[m].detach().float().clone(),
-                                                                  requires_grad=c.train_features)
-                                            for m in self.modalities})
-        self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
+        self.features = ItemFeatureProjection({m: features[m] for m in self.modalities}, d, c.train_features,
+                                              'xavier_normal')
         self.propagation = LightGCNPropagation(c.num_layers, 'mean')
         self.bootstrap = BootstrapLatent(d, c.dropout)
-        self._initial_features = {m: features[m].detach().float().clone() for m in self.modalities}
         self.reset_parameters()
 
     @classmethod
@@ -107,12 +99,7 @@ class BM3(Recommender):
     def reset_parameters(self) -> None:
         torch.nn.init.xavier_uniform_(self.user_emb.weight)
         torch.nn.init.xavier_uniform_(self.item_emb.weight)
-        with torch.no_grad():
-            for m in self.modalities:
-                self.feat[m].copy_(self._initial_features[m].to(self.feat[m].device))
-        for lin in self.proj.values():
-            lin.reset_parameters()
-            torch.nn.init.xavier_normal_(lin.weight)
+        self.features.reset_parameters()
         self.bootstrap.reset_parameters()
 
     def encode(self, adj: Union[Adj, BipartiteAdj]) -> Pair:
@@ -128,7 +115,7 @@ class BM3(Recommender):
     def loss(self, adj: Union[Adj, BipartiteAdj], batch: BPRBatch) -> Tensor:
         c, b = self.config, self.bootstrap
         user, item = self.encode(adj)
-        feats = {m: self.proj[m](self.feat[m]) for m in self.modalities}
+        feats = {m: self.features(m) for m in self.modalities}
         with torch.no_grad():  # the targets, in the official code's order of dropout draws
             u_target, i_target = b.target(user), b.target(item)
             f_target = {m: b.target(feats[m]) for m in self.modalities}

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ..datasets.sampler import BPRBatch
-from ..checks import check_choice, check_non_negative, check_positive, check_probability
+from ..checks import Validated, check_choice, check_non_negative, check_positive, check_probability
 from ..nn import (
     BPRLoss,
     DiffusionViewGenerator,
@@ -31,7 +31,7 @@ NORMALIZE_INPUTS = ('all', 'modalities', 'none')
 
 
 @dataclass
-class DiffCLConfig:
+class DiffCLConfig(Validated):
     """Hyper-parameters of :class:`DiffCL` (see its docstring for each symbol)."""
     embedding_dim: int = 64
     num_layers: int = 2
@@ -82,9 +82,6 @@ class DiffCLConfig:
     use_alignment: bool = True
     use_item_graph: bool = True
 
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field. Called on construction and by

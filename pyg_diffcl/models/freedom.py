@@ -8,17 +8,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.typing import Adj
 
-from ..checks import check_non_negative, check_positive, check_probability
+from ..checks import Validated, check_non_negative, check_positive, check_probability
 from ..datasets.sampler import BPRBatch
-from ..nn import LightGCNPropagation
+from ..nn import ItemFeatureProjection, LightGCNPropagation
 from ..ops import Adjacency, BipartiteAdj, degree_sensitive_edge_pruning, weighted_graph_sum
-from .base import Recommender, dataset_inputs, modality_inputs, training_edges
-
-Pair = Tuple[Tensor, Tensor]
+from .base import Pair, Recommender, dataset_inputs, modality_inputs, training_edges
 
 
 @dataclass
-class FREEDOMConfig:
+class FREEDOMConfig(Validated):
     """Hyper-parameters of :class:`FREEDOM` (see its docstring for each symbol)."""
     embedding_dim: int = 64
     #: LightGCN layers on the user-item graph (the official ``n_ui_layers``).
@@ -35,9 +33,6 @@ class FREEDOMConfig:
     reg_weight: float = 1e-4
     #: Train the raw feature tables (the official code loads them with ``freeze=False``).
     train_features: bool = True
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
@@ -114,14 +109,11 @@ class FREEDOM(Recommender):
         d = c.embedding_dim
         self.user_emb = torch.nn.Embedding(num_users, d)
         self.item_emb = torch.nn.Embedding(num_items, d)
-        self.feat = torch.nn.ParameterDict({m: torch.nn.Parameter(features[m].detach().float().clone(),
-                                                                  requires_grad=c.train_features)
-                                            for m in self.modalities})
-        self.proj = torch.nn.ModuleDict({m: torch.nn.Linear(features[m].size(1), d) for m in self.modalities})
+        self.features = ItemFeatureProjection({m: features[m] for m in self.modalities}, d, c.train_features,
+                                              'default')
         self.propagation = LightGCNPropagation(c.num_layers, 'mean')
         self._pruned: Optional[BipartiteAdj] = None
         self._ii_adj: Optional[Adjacency] = None
-        self._initial_features = {m: features[m].detach().float().clone() for m in self.modalities}
         self.reset_parameters()
 
     @classmethod
@@ -132,11 +124,7 @@ class FREEDOM(Recommender):
     def reset_parameters(self) -> None:
         torch.nn.init.xavier_uniform_(self.user_emb.weight)
         torch.nn.init.xavier_uniform_(self.item_emb.weight)
-        with torch.no_grad():
-            for m in self.modalities:
-                self.feat[m].copy_(self._initial_features[m].to(self.feat[m].device))
-        for lin in self.proj.values():
-            lin.reset_parameters()
+        self.features.reset_parameters()
 
     def pre_epoch(self, epoch: int) -> None:
         """Prune the user-item graph for this epoch (degree-sensitive, :obj:`edge_dropout`)."""
@@ -167,7 +155,7 @@ class FREEDOM(Recommender):
         loss = _bpr(u, item[batch.pos_item], item[batch.neg_item])
         if self.config.reg_weight > 0:
             for m in self.modalities:
-                f = self.proj[m](self.feat[m])
+                f = self.features(m)
                 loss = loss + self.config.reg_weight * _bpr(u, f[batch.pos_item], f[batch.neg_item])
         return loss
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..datasets.sampler import UserBatch, UserSampler
-from ..checks import check_choice, check_non_negative, check_positive, check_probability
+from ..checks import Validated, check_choice, check_non_negative, check_positive, check_probability
 from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstructionLoss, StepSampler
 from ..nn.diffusion.gaussian_diffusion import SCHEDULES
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
@@ -29,7 +29,7 @@ COND_SOURCES = ('observed', 'input')
 
 
 @dataclass
-class LD4MRecConfig:
+class LD4MRecConfig(Validated):
     """Hyper-parameters of :class:`LD4MRec` (see its docstring for each symbol)."""
     #: C-Net sizes (paper Sec. 6.4: "embedding" 1000, hidden 100, step embedding 10) and its input dropout.
     fc_dim: int = 1000
@@ -74,9 +74,6 @@ class LD4MRecConfig:
     use_cg: bool = True
     use_pg: bool = True
 
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field. Called on construction and by

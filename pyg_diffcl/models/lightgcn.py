@@ -6,14 +6,14 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 from torch import Tensor
 from torch_geometric.typing import Adj
 
-from ..checks import check_non_negative, check_positive
+from ..checks import Validated, check_non_negative, check_positive
 from ..nn import LightGCNPropagation
 from ..ops import BipartiteAdj
 from .mf import MF
 
 
 @dataclass
-class LightGCNConfig:
+class LightGCNConfig(Validated):
     """Hyper-parameters of :class:`LightGCN`."""
     embedding_dim: int = 64
     num_layers: int = 2
@@ -21,9 +21,6 @@ class LightGCNConfig:
     #: Layer-combination weights :math:`\alpha_k` (``num_layers + 1`` values); :obj:`None`: uniform.
     alpha: Optional[List[float]] = None
 
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""

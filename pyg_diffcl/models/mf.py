@@ -6,7 +6,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..checks import check_non_negative, check_positive
+from ..checks import Validated, check_non_negative, check_positive
 from ..datasets.sampler import BPRBatch
 from ..nn import BPRLoss
 from ..ops import BipartiteAdj
@@ -14,14 +14,11 @@ from .base import Recommender
 
 
 @dataclass
-class MFConfig:
+class MFConfig(Validated):
     """Hyper-parameters of :class:`MF`."""
     embedding_dim: int = 64
     reg_weight: float = 1e-4
 
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""

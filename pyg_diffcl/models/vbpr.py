@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..checks import check_choice, check_non_negative, check_positive
+from ..checks import Validated, check_choice, check_non_negative, check_positive
 from ..datasets.sampler import BPRBatch
 from ..nn import BPRLoss
 from ..ops.features import FEATURE_NORMS, prepare_features
@@ -17,7 +17,7 @@ REG_TYPES = ('norm', 'l2')
 
 
 @dataclass
-class VBPRConfig:
+class VBPRConfig(Validated):
     """Hyper-parameters of :class:`VBPR` (see its docstring for each symbol)."""
     embedding_dim: int = 64
     #: The regularisation weight (MMRec's grid: 2.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4, 1e-5).
@@ -28,9 +28,6 @@ class VBPRConfig:
     biases: bool = False
     #: Normalisation of the concatenated features (:func:`~pyg_diffcl.ops.prepare_features`); MMRec: none.
     feature_norm: str = 'none'
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""

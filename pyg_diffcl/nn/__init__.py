@@ -5,6 +5,7 @@ from .loss import BPRLoss, BootstrapLatent, InfoNCE, IDGuidedAlignment, SoftReco
 from .diffusion import (GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding, StepSampler,
                         CGBlock, PGBlock, CNet)
 from .fusion import ModalityFusion
+from .feature_projection import ItemFeatureProjection
 from .models import LightGCN
 from ..ops.knn import knn_graph
 
@@ -27,6 +28,7 @@ __all__ = [
     'PGBlock',
     'CNet',
     'ModalityFusion',
+    'ItemFeatureProjection',
     'LightGCN',
     'knn_graph',
 ]

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
+from ..checks import Validated
 from ..errors import ConfigError
 from ..evaluation import METRICS
 from ..models import MODELS
@@ -37,7 +38,7 @@ COLD_USER_POLICIES = ('error', 'keep', 'drop')
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Validated):
     #: An embedded data set's name (``tiktok``) or a data set directory.
     name: str = 'tiktok'
     #: Modalities to load; :obj:`None`: every ``*_feat.npy``; ``[]``: none.
@@ -48,9 +49,6 @@ class DataConfig:
     #: or ``drop`` (left out of validation and test; a warning gives their number).
     cold_users: str = 'error'
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
         if self.cold_users not in COLD_USER_POLICIES:
@@ -59,7 +57,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Validated):
     epochs: int = 1000
     batch_size: int = 2048
     lr: float = 1e-3
@@ -92,9 +90,6 @@ class TrainConfig:
     #: steps exactly). See :class:`~pyg_diffcl.training.distributed.ShardedSampler`.
     ddp_split: str = 'batches'
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
         for key in ('epochs', 'batch_size'):
@@ -121,16 +116,13 @@ class TrainConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Validated):
     ks: List[int] = field(default_factory=lambda: [10, 20, 50])
     #: The validation metric that selects the epoch (``recall@20``, ``ndcg@20``, ...).
     metric: str = 'recall@20'
     block_size: int = 2048
     #: Also exclude validation items when ranking for the test split.
     mask_valid_for_test: bool = False
-
-    def __post_init__(self) -> None:
-        self.validate()
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""

@@ -48,7 +48,7 @@ def test_loss_hand_computed_without_target_dropout():
     expect = cos(pred(u)[users], i[items]) + cos(pred(i)[items], u[users])
     mm = 0.0
     for m in ('img', 'txt'):
-        f = feats[m] @ model.proj[m].weight.t() + model.proj[m].bias
+        f = feats[m] @ model.features.proj[m].weight.t() + model.features.proj[m].bias
         mm = mm + cos(pred(f)[items], i[items]) + cos(pred(f)[items], f[items])
     expect = expect + 1.5 * mm + 0.2 * (u.norm() + i.norm()) / 7
     assert torch.allclose(model.loss(ei, batch), expect, atol=1e-5)

@@ -84,12 +84,12 @@ def test_loss_uses_the_pruned_graph_and_the_modality_bpr():
         return -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
     expect = bpr(item[batch.pos_item], item[batch.neg_item])
     for m in ('img', 'txt'):
-        f = feats[m] @ model.proj[m].weight.t() + model.proj[m].bias
+        f = feats[m] @ model.features.proj[m].weight.t() + model.features.proj[m].bias
         expect = expect + 0.3 * bpr(f[batch.pos_item], f[batch.neg_item])
     assert torch.allclose(model.loss(ei, batch), expect, atol=1e-6)
     loss = model.loss(ei, batch)
     loss.backward()
-    assert model.feat['img'].grad is not None  # the feature tables train (official: freeze=False)
+    assert model.features.feat['img'].grad is not None  # the feature tables train (official: freeze=False)
 
 
 def test_config_and_cli(tmp_path):
@@ -102,3 +102,18 @@ def test_config_and_cli(tmp_path):
                   '--set', 'model.modality_weights=[0.3,0.7]', '--out', str(tmp_path / 'r'), '--quiet')
     assert res.returncode == 0, res.stderr
     assert (tmp_path / 'r' / 'metrics.json').is_file()
+
+
+def test_item_feature_projection_trains_its_tables_and_resets_them():
+    from pyg_diffcl.nn import ItemFeatureProjection
+    x = {'a': torch.randn(5, 3)}
+    layer = ItemFeatureProjection(x, 2, trainable=True)
+    assert torch.allclose(layer('a'), x['a'] @ layer.proj['a'].weight.t() + layer.proj['a'].bias)
+    with torch.no_grad():
+        layer.feat['a'].add_(1.0)
+    layer.reset_parameters()
+    assert torch.equal(layer.feat['a'], x['a'])  # the given values again
+    frozen = ItemFeatureProjection(x, 2, trainable=False, init='xavier_normal')
+    assert not frozen.feat['a'].requires_grad and frozen.proj['a'].weight.requires_grad
+    with pytest.raises(ValueError, match='init'):
+        ItemFeatureProjection(x, 2, init='kaiming')
