@@ -17,8 +17,8 @@ Pair = Tuple[Tensor, Tensor]
 
 def modality_inputs(features: Dict[str, Tensor], item_graphs: Optional[Dict[str, Pair]], num_items: int,
                     k: int, with_graphs: bool) -> Optional[Dict[str, Pair]]:
-    r"""Check every modality's ``[num_items, F]`` feature matrix (named in the error) and, when :obj:`with_graphs`, return each modality's item-item graph
-    ``(edge_index, edge_weight)``: the one given in :obj:`item_graphs`, else the top-:obj:`k` cosine graph of
+    r"""Check every modality's ``[num_items, F]`` feature matrix (named in the error) and, when
+    :obj:`with_graphs`, return each modality's item-item graph ``(edge_index, edge_weight)``: the one given in :obj:`item_graphs`, else the top-:obj:`k` cosine graph of
     its features (:func:`~pyg_diffcl.ops.item_knn_graph`). Shared by the multimodal models."""
     for m, x in features.items():
         check_feature_matrix(m, x, num_items)

@@ -4,13 +4,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ..checks import Validated, check_non_negative, check_positive, check_probability
 from ..datasets.sampler import BPRBatch
-from ..nn import ItemFeatureProjection, LightGCNPropagation
+from ..nn import BPRLoss, ItemFeatureProjection, LightGCNPropagation
 from ..ops import Adjacency, BipartiteAdj, degree_sensitive_edge_pruning, weighted_graph_sum
 from .base import Pair, Recommender, dataset_inputs, modality_inputs, training_edges
 
@@ -112,6 +111,7 @@ class FREEDOM(Recommender):
         self.features = ItemFeatureProjection({m: features[m] for m in self.modalities}, d, c.train_features,
                                               'default')
         self.propagation = LightGCNPropagation(c.num_layers, 'mean')
+        self.bpr = BPRLoss(0.0)  # no L2 term, as in the official code
         self._pruned: Optional[BipartiteAdj] = None
         self._ii_adj: Optional[Adjacency] = None
         self.reset_parameters()
@@ -152,17 +152,15 @@ class FREEDOM(Recommender):
         weighted modality BPR losses."""
         user, item = self.get_embedding(self._pruned if self._pruned is not None else adj)
         u = user[batch.user]
-        loss = _bpr(u, item[batch.pos_item], item[batch.neg_item])
+        loss = self.bpr((u * item[batch.pos_item]).sum(-1), (u * item[batch.neg_item]).sum(-1))
         if self.config.reg_weight > 0:
             for m in self.modalities:
                 f = self.features(m)
-                loss = loss + self.config.reg_weight * _bpr(u, f[batch.pos_item], f[batch.neg_item])
+                loss = loss + self.config.reg_weight * self.bpr((u * f[batch.pos_item]).sum(-1),
+                                                                (u * f[batch.neg_item]).sum(-1))
         return loss
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '
                 f'embedding_dim={self.config.embedding_dim}, modalities={self.modalities})')
 
-
-def _bpr(u: Tensor, p: Tensor, n: Tensor) -> Tensor:
-    return -F.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
