@@ -99,8 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     rp = sub.add_parser('reproduce', help="rerun a README results table and compare with the stated figures")
-    rp.add_argument('table', help='a packaged table name (tiktok, tiktok-variants, tiktok-ablation) or a table '
-                                   'YAML file')
+    from .training.config import CONFIG_DIR
+    tables = ', '.join(sorted(p.stem for p in (CONFIG_DIR / 'tables').glob('*.yaml')))
+    rp.add_argument('table', help=f'a packaged table name ({tables}) or a table YAML file')
     rp.add_argument('--out', default=None, help='where the run directories go (default: runs/reproduce-TABLE)')
     rp.add_argument('--seeds', default=None, help="comma-separated seeds (default: the table's; 0-4 for a table "
                                                    "that names none)")

@@ -9,6 +9,7 @@ from .ld4mrec import LD4MRec, LD4MRecConfig
 from .vbpr import VBPR, VBPRConfig
 from .freedom import FREEDOM, FREEDOMConfig
 from .bm3 import BM3, BM3Config
+from .mentor import MENTOR, MENTORConfig
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
@@ -19,7 +20,9 @@ MODELS: Dict[str, Type[Recommender]] = {
     'vbpr': VBPR,
     'freedom': FREEDOM,
     'bm3': BM3,
+    'mentor': MENTOR,
 }
 
 __all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec',
-           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'FREEDOM', 'FREEDOMConfig', 'BM3', 'BM3Config', 'MODELS']
+           'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'FREEDOM', 'FREEDOMConfig', 'BM3', 'BM3Config',
+           'MENTOR', 'MENTORConfig', 'MODELS']

@@ -1,14 +1,14 @@
 r"""The small contract every recommender of this library fulfils."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ..datasets.sampler import BPRBatch, BPRSampler
-from ..ops import AdjacencyCache, BipartiteAdj, item_knn_graph, user_item_edge_type
+from ..ops import Adjacency, AdjacencyCache, BipartiteAdj, item_knn_graph, user_item_edge_type, weighted_graph_sum
 from ..ops.features import check_feature_matrix
 
 
@@ -29,6 +29,25 @@ def modality_inputs(features: Dict[str, Tensor], item_graphs: Optional[Dict[str,
         if m not in graphs:
             graphs[m] = item_knn_graph(features[m], k)
     return graphs
+
+
+def check_modality_weights(weights: Optional[Sequence[float]]) -> None:
+    """A config's ``modality_weights``: :obj:`None`, or non-negative values summing to one (a ValueError naming
+    the field otherwise)."""
+    if weights is not None and (any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6):
+        raise ValueError(f'modality_weights: non-negative and summing to one, got {list(weights)}')
+
+
+def frozen_item_graph(graphs: Dict[str, Pair], modalities: Sequence[str], weights: Optional[Sequence[float]],
+                      num_items: int) -> Pair:
+    r"""FREEDOM's and MENTOR's frozen multimodal item graph :math:`\mathbf{S} = \sum_m w_m \hat{\mathbf{S}}_m`
+    (:func:`~pyg_diffcl.ops.weighted_graph_sum`) over :obj:`modalities` in their order, with equal weights
+    when :obj:`weights` is :obj:`None`; a ValueError when the number of weights is not the number of
+    modalities."""
+    w: List[float] = list(weights) if weights is not None else [1.0 / len(modalities)] * len(modalities)
+    if len(w) != len(modalities):
+        raise ValueError(f'config: modality_weights has {len(w)} values for the modalities {list(modalities)}')
+    return weighted_graph_sum([graphs[m] for m in modalities], w, num_items)
 
 
 def dataset_inputs(dataset: Any, k: int, with_features: bool = True, with_graphs: bool = True
@@ -78,6 +97,16 @@ class Recommender(torch.nn.Module):
         self.num_users = int(num_users)
         self.num_items = int(num_items)
         self.adj_cache = AdjacencyCache()
+
+    def buffer_adjacency(self, index: str, weight: str, size: Tuple[int, int]) -> Adjacency:
+        """The :class:`~pyg_diffcl.ops.Adjacency` of the registered buffers named :obj:`index` and
+        :obj:`weight` (a frozen item graph, say), built on first use and again after a device move."""
+        cache: Dict[str, Adjacency] = self.__dict__.setdefault('_buffer_adjacency', {})
+        ei = getattr(self, index)
+        adj = cache.get(index)
+        if adj is None or adj.index.device != ei.device:
+            adj = cache[index] = Adjacency(ei, getattr(self, weight), size)
+        return adj
 
     def prepare_adj(self, adj: Union[Adj, BipartiteAdj]) -> BipartiteAdj:
         """The normalised :class:`~pyg_diffcl.ops.BipartiteAdj` of :obj:`adj`, of this model's sizes, prepared

@@ -243,7 +243,6 @@ class DiffCL(Recommender):
                 ei, w = item_graphs[m]
                 self.register_buffer(f'ii_index_{m}', ei, persistent=False)
                 self.register_buffer(f'ii_weight_{m}', w, persistent=False)
-        self._ii_adj: Dict[str, Adjacency] = {}
         self.reset_parameters()
 
     @classmethod
@@ -300,12 +299,7 @@ class DiffCL(Recommender):
         return id_pair, mods
 
     def _item_adj(self, m: str) -> Adjacency:
-        ei = getattr(self, f'ii_index_{m}')
-        adj = self._ii_adj.get(m)
-        if adj is None or adj.index.device != ei.device:
-            adj = self._ii_adj[m] = Adjacency(ei, getattr(self, f'ii_weight_{m}'),
-                                              (self.num_items, self.num_items))
-        return adj
+        return self.buffer_adjacency(f'ii_index_{m}', f'ii_weight_{m}', (self.num_items, self.num_items))
 
     def enhance(self, mods: Dict[str, Pair]) -> Dict[str, Pair]:
         """Eq. 22-23: add :math:`\\hat{S}_m^{L_{ii}} E^i_m` to each modality's item rows."""

@@ -10,8 +10,9 @@ from torch_geometric.typing import Adj
 from ..checks import Validated, check_non_negative, check_positive, check_probability
 from ..datasets.sampler import BPRBatch
 from ..nn import BPRLoss, ItemFeatureProjection, LightGCNPropagation
-from ..ops import Adjacency, BipartiteAdj, degree_sensitive_edge_pruning, weighted_graph_sum
-from .base import Pair, Recommender, dataset_inputs, modality_inputs, training_edges
+from ..ops import BipartiteAdj, degree_sensitive_edge_pruning
+from .base import (Pair, Recommender, check_modality_weights, dataset_inputs, frozen_item_graph, modality_inputs,
+                   training_edges)
 
 
 @dataclass
@@ -41,9 +42,7 @@ class FREEDOMConfig(Validated):
         check_positive('item_graph_k', self.item_graph_k)
         check_probability('edge_dropout', self.edge_dropout)
         check_non_negative('reg_weight', self.reg_weight)
-        if self.modality_weights is not None:
-            if any(w < 0 for w in self.modality_weights) or abs(sum(self.modality_weights) - 1.0) > 1e-6:
-                raise ValueError(f'modality_weights: non-negative and summing to one, got {self.modality_weights}')
+        check_modality_weights(self.modality_weights)
 
 
 class FREEDOM(Recommender):
@@ -95,13 +94,8 @@ class FREEDOM(Recommender):
         c = self.config = config if config is not None else FREEDOMConfig()
         c.validate()
         self.modalities = sorted(features)
-        weights = c.modality_weights if c.modality_weights is not None else [1.0 / len(self.modalities)] * len(
-            self.modalities)
-        if len(weights) != len(self.modalities):
-            raise ValueError(f'config: modality_weights has {len(weights)} values for the modalities '
-                             f'{self.modalities}')
         graphs = modality_inputs(features, item_graphs, num_items, c.item_graph_k, with_graphs=True)
-        ii_index, ii_weight = weighted_graph_sum([graphs[m] for m in self.modalities], weights, num_items)
+        ii_index, ii_weight = frozen_item_graph(graphs, self.modalities, c.modality_weights, num_items)
         self.register_buffer('ii_index', ii_index, persistent=False)
         self.register_buffer('ii_weight', ii_weight, persistent=False)
         self.register_buffer('train_edges', edge_index.long(), persistent=False)
@@ -113,7 +107,6 @@ class FREEDOM(Recommender):
         self.propagation = LightGCNPropagation(c.num_layers, 'mean')
         self.bpr = BPRLoss(0.0)  # no L2 term, as in the official code
         self._pruned: Optional[BipartiteAdj] = None
-        self._ii_adj: Optional[Adjacency] = None
         self.reset_parameters()
 
     @classmethod
@@ -133,15 +126,10 @@ class FREEDOM(Recommender):
                                              self.config.edge_dropout, gen)
         self._pruned = BipartiteAdj(kept, self.num_users, self.num_items)
 
-    def _item_graph(self) -> Adjacency:
-        if self._ii_adj is None or self._ii_adj.index.device != self.ii_index.device:
-            self._ii_adj = Adjacency(self.ii_index, self.ii_weight, (self.num_items, self.num_items))
-        return self._ii_adj
-
     def get_embedding(self, adj: Union[Adj, BipartiteAdj]) -> Pair:
         """``(user, item)`` final embeddings on the graph :obj:`adj` (the whole graph at evaluation)."""
         h = self.item_emb.weight
-        ii = self._item_graph()
+        ii = self.buffer_adjacency('ii_index', 'ii_weight', (self.num_items, self.num_items))
         for _ in range(self.config.item_graph_layers):
             h = ii.matmul(h)
         user, item = self.propagation(self.prepare_adj(adj), self.user_emb.weight, self.item_emb.weight)

@@ -6,6 +6,7 @@ from .diffusion import (GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator,
                         CGBlock, PGBlock, CNet)
 from .fusion import ModalityFusion
 from .feature_projection import ItemFeatureProjection
+from .perturbation import SimGCLNoise
 from .models import LightGCN
 from ..ops.knn import knn_graph
 
@@ -29,6 +30,7 @@ __all__ = [
     'CNet',
     'ModalityFusion',
     'ItemFeatureProjection',
+    'SimGCLNoise',
     'LightGCN',
     'knn_graph',
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -32,6 +32,11 @@ class LightGCNPropagation(torch.nn.Module):
     node that does exactly that: no intermediate layer is kept for the backward pass (memory
     :math:`O((|\mathcal{U}|+|\mathcal{I}|) d)` instead of :math:`O(K (|\mathcal{U}|+|\mathcal{I}|) d)`) and
     the layer sums accumulate in place. :obj:`fused=False` records every layer on the autograd tape.
+
+    A :obj:`perturb` function given to :meth:`forward` is applied to every layer's output before the next
+    layer reads it and before it enters the sum, :math:`\mathbf{E}^{(k+1)} = \phi(\mathbf{A}
+    \mathbf{E}^{(k)})`: SimGCL's and MENTOR's noisy views (:class:`~pyg_diffcl.nn.SimGCLNoise`). The map
+    is then no longer linear, so that call records every layer on the autograd tape.
 
     The adjacency :math:`\mathbf{R}` (users x items) may be given in any of PyG's forms: an ``edge_index``
     ``[2, E]`` of (user, item) pairs, an :class:`~torch_geometric.EdgeIndex` with ``sparse_size=(U, I)``, a
@@ -79,12 +84,26 @@ class LightGCNPropagation(torch.nn.Module):
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
 
-    def forward(self, adj: Union[Adj, BipartiteAdj], x_user: Tensor, x_item: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, adj: Union[Adj, BipartiteAdj], x_user: Tensor, x_item: Tensor,
+                perturb: Optional[Callable[[Tensor], Tensor]] = None) -> Tuple[Tensor, Tensor]:
         adj = self.adj_cache(adj, x_user.size(0), x_item.size(0))
+        if perturb is not None:
+            return self._perturbed(adj, x_user, x_item, perturb)
         if self.fused and self.num_layers > 0 and torch.is_grad_enabled() and (x_user.requires_grad
                                                                               or x_item.requires_grad):
             return _FusedPropagation.apply(x_user, x_item, self, adj)
         return self._propagate(adj, x_user, x_item, inplace=not torch.is_grad_enabled())
+
+    def _perturbed(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor,
+                   perturb: Callable[[Tensor], Tensor]) -> Tuple[Tensor, Tensor]:
+        """The layer stack with :obj:`perturb` applied to each layer's output, on the autograd tape."""
+        out_user, out_item = self.alpha[0] * x_user, self.alpha[0] * x_item
+        h_user, h_item = x_user, x_item
+        for k in range(1, self.num_layers + 1):
+            h_user, h_item = (perturb(self.conv((h_item, h_user), adj.item_to_user)),
+                              perturb(self.conv((h_user, h_item), adj.user_to_item)))
+            out_user, out_item = out_user + self.alpha[k] * h_user, out_item + self.alpha[k] * h_item
+        return out_user, out_item
 
     def _propagate(self, adj: BipartiteAdj, x_user: Tensor, x_item: Tensor, inplace: bool
                    ) -> Tuple[Tensor, Tensor]:

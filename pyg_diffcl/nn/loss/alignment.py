@@ -13,7 +13,14 @@ class IDGuidedAlignment(torch.nn.Module):
     .. math::
         \mathcal{L}_{align} = \sum_{m} |\mu_{id} - \mu_m| + |\sigma_{id} - \sigma_m|
 
-    (the weight :math:`\lambda_{align}` is applied by the caller). The paper does not say over which axis
+    (the weight :math:`\lambda_{align}` is applied by the caller). MENTOR, whose alignment DiffCL's
+    follows, compares every pair of its matrices (the ID, the fused and each modality's: six pairs for two
+    modalities, ``src/models/mentor.py``, ``align_loss``); :obj:`pairs='all'` does the same over the
+    arguments :math:`\mathbf{X}_0 = \mathbf{X}_{id}, \mathbf{X}_1, \dots`:
+
+    .. math::
+        \mathcal{L}_{align} = \sum_{a < b} |\mu_a - \mu_b| + |\sigma_a - \sigma_b|
+ The paper does not say over which axis
     the statistics are taken. ``axis='all'`` (default) takes one scalar mean and standard deviation over
     every entry of the :math:`N \times d` matrix, as in MENTOR's Gaussian fitting that DiffCL's alignment
     follows (a per-dimension or per-node reading would be a much stronger constraint than "distribution
@@ -25,14 +32,19 @@ class IDGuidedAlignment(torch.nn.Module):
         stat (str, optional): ``'std'`` or ``'var'``. (default: :obj:`'std'`)
         detach_id (bool, optional): Stop gradients into the ID embeddings (they guide, and are not pulled
             towards the modalities). (default: :obj:`False`)
+        pairs (str, optional): ``'guide'`` (the ID matrix against each other one) or ``'all'`` (every pair,
+            MENTOR's). (default: :obj:`'guide'`)
     """
-    def __init__(self, axis: str = 'all', stat: str = 'std', detach_id: bool = False) -> None:
+    def __init__(self, axis: str = 'all', stat: str = 'std', detach_id: bool = False, pairs: str = 'guide'
+                 ) -> None:
         super().__init__()
         if axis not in ('all', 'dim'):
             raise ValueError(f"axis must be 'all' or 'dim', got {axis!r}")
         if stat not in ('std', 'var'):
             raise ValueError(f"stat must be 'std' or 'var', got {stat!r}")
-        self.axis, self.stat, self.detach_id = axis, stat, detach_id
+        if pairs not in ('guide', 'all'):
+            raise ValueError(f"pairs must be 'guide' or 'all', got {pairs!r}")
+        self.axis, self.stat, self.detach_id, self.pairs = axis, stat, detach_id, pairs
 
     def _moments(self, x: Tensor | Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         r"""Mean and spread of a matrix given whole or as row blocks :math:`\mathbf{X} = [\mathbf{X}_1; ...;
@@ -73,12 +85,16 @@ class IDGuidedAlignment(torch.nn.Module):
         ``(users, items)``), which gives the same loss as their concatenation without copying them."""
         if self.detach_id:
             x_id = x_id.detach() if isinstance(x_id, Tensor) else [b.detach() for b in x_id]
-        mu_id, s_id = self._moments(x_id)
+        moments = [self._moments(x_id)] + [self._moments(x) for x in x_modalities]
+        mu_id = moments[0][0]
         loss = mu_id.new_zeros(())
-        for x in x_modalities:
-            mu, s = self._moments(x)
-            loss = loss + ((mu_id - mu).abs() + (s_id - s).abs()).mean()
+        pairs = ([(0, b) for b in range(1, len(moments))] if self.pairs == 'guide' else
+                 [(a, b) for a in range(len(moments)) for b in range(a + 1, len(moments))])
+        for a, b in pairs:
+            (mu_a, s_a), (mu_b, s_b) = moments[a], moments[b]
+            loss = loss + ((mu_a - mu_b).abs() + (s_a - s_b).abs()).mean()
         return loss
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(axis={self.axis!r}, stat={self.stat!r}, detach_id={self.detach_id})'
+        return (f'{self.__class__.__name__}(axis={self.axis!r}, stat={self.stat!r}, detach_id={self.detach_id}, '
+                f'pairs={self.pairs!r})')

@@ -38,6 +38,18 @@ def test_alignment_hand_worked():
     assert IDGuidedAlignment(axis='dim')(x_id, x_v).item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_alignment_every_pair_hand_worked():
+    x_id = torch.tensor([[0.0, 2.0], [2.0, 0.0]])   # mean 1, std 1
+    x_v = torch.tensor([[1.0, 1.0], [1.0, 1.0]])    # mean 1, std 0
+    x_t = torch.tensor([[3.0, 3.0], [3.0, 3.0]])    # mean 3, std 0
+    # pairs (id, v) 0 + 1, (id, t) 2 + 1, (v, t) 2 + 0: MENTOR's all-pairs form
+    assert IDGuidedAlignment(pairs='all')(x_id, x_v, x_t).item() == pytest.approx(6.0, abs=1e-5)
+    assert IDGuidedAlignment(pairs='all')(x_id, x_v).item() == pytest.approx(
+        IDGuidedAlignment()(x_id, x_v).item())  # two matrices: one pair either way
+    with pytest.raises(ValueError, match='pairs'):
+        IDGuidedAlignment(pairs='some')
+
+
 def test_alignment_detach_id():
     x_id = torch.randn(4, 2, requires_grad=True)
     x_v = torch.randn(4, 2, requires_grad=True)
