@@ -185,3 +185,11 @@ def test_propagation_benchmark_rows_compute_the_same_propagation():
         out[name] = torch.cat(res) if isinstance(res, tuple) else res
     for name in names[1:]:
         assert torch.allclose(out[name], out['csr'], atol=1e-5), name
+
+
+def test_multimodal_heterodata_selects_on_validation():
+    out = run('multimodal_heterodata.py', '--epochs', '2', '--max-users', '300')
+    epochs = [l for l in out.splitlines() if l.startswith('epoch ')]
+    assert len(epochs) == 2
+    best = max(float(l.split()[-1] if not l.endswith('*') else l.split()[-2]) for l in epochs)
+    assert f'valid recall@20 {best:.4f}, test recall@20' in out

@@ -161,3 +161,7 @@ def test_trains_from_the_cli(tmp_path):
     res = run_cli('train', '--model', 'mentor', '--data', str(data), '--epochs', '2', '--set',
                   'train.batch_size=64', '--out', str(tmp_path / 'r'), '--quiet')
     assert res.returncode == 0, res.stderr
+    plain = write_dataset(tmp_path / 'plain', modalities={})
+    res = run_cli('train', '--model', 'mentor', '--data', str(plain), '--out', str(tmp_path / 'r2'))
+    assert res.returncode == 2 and 'MENTOR needs item features' in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -16,6 +16,10 @@ SETTINGS = {
     'diffcl': ['model.embedding_dim=8', 'model.denoiser_hidden=[8]', 'model.cl_max_nodes=16'],
     'ld4mrec': ['model.fc_dim=16', 'model.hidden_dim=8', 'model.svd_rank=4', 'model.item_graph_k=3',
                 'model.step_sampling=importance', 'model.step_record=example'],
+    'vbpr': ['model.embedding_dim=8'],
+    'freedom': ['model.embedding_dim=8', 'model.item_graph_k=3'],
+    'bm3': ['model.embedding_dim=8'],
+    'mentor': ['model.embedding_dim=8', 'model.item_graph_k=3', 'model.mlp_hidden=16'],
 }
 EPOCHS = 4
 
