@@ -131,10 +131,10 @@ class Trainer:
         valid_evaluator (FullRankingEvaluator): Validation evaluator.
         lr (float): Adam's learning rate. (default: :obj:`1e-3`)
         epochs (int): Maximum number of epochs. (default: :obj:`1000`)
-        patience (int): Early-stopping patience in epochs. (default: :obj:`20`)
+        patience (int): Early-stopping patience in epochs. (default: :obj:`50`)
         min_epochs (int): No early stop before this many epochs. (default: :obj:`0`)
         patience_window (int): Patience counts from the best trailing mean of this many validation values
-            (:func:`early_stop`). (default: :obj:`1`, the raw curve)
+            (:func:`early_stop`; 1: the raw curve). (default: :obj:`5`)
         metric (str): Validation metric that selects the epoch. (default: :obj:`'recall@20'`)
         on_epoch (callable, optional): Called with each :class:`EpochRecord` and whether it is the new best.
         show_progress (bool): Progress bars (only on a terminal). (default: :obj:`True`)
@@ -158,13 +158,13 @@ class Trainer:
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
-                 patience: int = 20, metric: str = 'recall@20',
+                 patience: int = 50, metric: str = 'recall@20',
                  on_epoch: Optional[Callable[[EpochRecord, bool], Any]] = None,
                  show_progress: bool = True, weight_decay: float = 0.0,
                  on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  handle_sigint: bool = True, checkpoint_every: int = 1,
                  dist: Optional[DistContext] = None, ddp_split: str = 'batches', fused_adam: bool = False,
-                 min_epochs: int = 0, patience_window: int = 1) -> None:
+                 min_epochs: int = 0, patience_window: int = 5) -> None:
         self.model = model
         self.adj = adj
         self.dist = dist if dist is not None else DistContext()

@@ -7,7 +7,7 @@ from pyg_diffcl.training.config import load_yaml, parse_set, resolve_config
 
 def test_defaults_and_layer_order(tmp_path):
     cfg = resolve_config('lightgcn')
-    assert cfg.model == LightGCNConfig() and cfg.train.batch_size == 2048 and cfg.train.patience == 20
+    assert cfg.model == LightGCNConfig() and cfg.train.batch_size == 2048 and cfg.train.patience == 50 and cfg.train.patience_window == 5
     f = tmp_path / 'c.yaml'
     f.write_text('model: {num_layers: 3, reg_weight: 1e-3}\ntrain: {lr: 0.01}\n')
     cfg = resolve_config('lightgcn', [load_yaml(f), parse_set(['train.lr=0.05', 'eval.ks=5,20'])])

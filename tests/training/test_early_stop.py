@@ -67,7 +67,8 @@ class Scripted:
 CURVE = [0.1, 0.2, 0.5, 0.2, 0.3, 0.3, 0.35, 0.4, 0.4, 0.4, 0.3, 0.3, 0.3, 0.3]
 
 
-@pytest.mark.parametrize('settings,expected', [({}, 6), ({'min_epochs': 7}, 7), ({'patience_window': 3}, 13)])
+@pytest.mark.parametrize('settings,expected', [({'patience_window': 1}, 6), ({'patience_window': 1, 'min_epochs': 7}, 7),
+                                               ({'patience_window': 3}, 13)])
 def test_trainer_stops_where_the_rule_says(tmp_path, settings, expected):
     curve = CURVE
     data = write_dataset(tmp_path / 'mm', num_users=12, num_items=10, per_user=4, modalities={})
