@@ -10,6 +10,7 @@ from .vbpr import VBPR, VBPRConfig
 from .freedom import FREEDOM, FREEDOMConfig
 from .bm3 import BM3, BM3Config
 from .mentor import MENTOR, MENTORConfig
+from .diffmm import DiffMM, DiffMMConfig
 
 #: Model name (as given to ``--model``) -> class. Each class names its config dataclass in ``config_cls``.
 MODELS: Dict[str, Type[Recommender]] = {
@@ -21,8 +22,9 @@ MODELS: Dict[str, Type[Recommender]] = {
     'freedom': FREEDOM,
     'bm3': BM3,
     'mentor': MENTOR,
+    'diffmm': DiffMM,
 }
 
 __all__ = ['Recommender', 'MF', 'MFConfig', 'LightGCN', 'LightGCNConfig', 'DiffCL', 'DiffCLConfig', 'LD4MRec',
            'LD4MRecConfig', 'VBPR', 'VBPRConfig', 'FREEDOM', 'FREEDOMConfig', 'BM3', 'BM3Config',
-           'MENTOR', 'MENTORConfig', 'MODELS']
+           'MENTOR', 'MENTORConfig', 'DiffMM', 'DiffMMConfig', 'MODELS']

@@ -3,7 +3,7 @@ recommender)."""
 from .conv import BipartiteLightGCNConv, LightGCNPropagation, ModalityPreference
 from .loss import BPRLoss, BootstrapLatent, InfoNCE, IDGuidedAlignment, SoftReconstructionLoss, soft_labels
 from .diffusion import (GaussianDiffusion, DenoisingMLP, DiffusionViewGenerator, timestep_embedding, StepSampler,
-                        CGBlock, PGBlock, CNet)
+                        CGBlock, PGBlock, CNet, ModalityGraphDiffusion)
 from .fusion import ModalityFusion
 from .feature_projection import ItemFeatureProjection
 from .perturbation import SimGCLNoise
@@ -28,6 +28,7 @@ __all__ = [
     'CGBlock',
     'PGBlock',
     'CNet',
+    'ModalityGraphDiffusion',
     'ModalityFusion',
     'ItemFeatureProjection',
     'SimGCLNoise',

@@ -61,7 +61,8 @@ class GaussianDiffusion(torch.nn.Module):
       :obj:`noise_min` and :obj:`noise_max` do not apply).
 
     :math:`\beta_t` is clipped at :obj:`max_beta` and :math:`\bar{\gamma}` recomputed from the clipped values,
-    as DDPM and DiffRec do.
+    as DDPM and DiffRec do. :obj:`first_beta` fixes :math:`\beta_0` instead (DiffRec's and DiffMM's
+    ``beta_fixed``; DiffMM's code sets it to :math:`10^{-4}`).
 
     **Forward** (:meth:`add_noise`, Eq. 7, 10): :math:`\mathbf{x}_t = \sqrt{\bar{\gamma}_t}\,\mathbf{x}_0 +
     \sqrt{1 - \bar{\gamma}_t}\,\boldsymbol{\varepsilon}`, :math:`\boldsymbol{\varepsilon} \sim
@@ -97,10 +98,11 @@ class GaussianDiffusion(torch.nn.Module):
         schedule (str): One of :data:`SCHEDULES`. (default: :obj:`'linear-var'`)
         prediction_type (str): What the denoiser predicts, one of :data:`PREDICTION_TYPES`.
             (default: :obj:`'x0'`)
+        first_beta (float, optional): A fixed :math:`\beta_0`. (default: :obj:`None`, from the schedule)
     """
     def __init__(self, num_steps: int = 5, noise_scale: float = 0.1, noise_min: float = 1e-4,
                  noise_max: float = 0.02, max_beta: float = 0.999, schedule: str = 'linear-var',
-                 prediction_type: str = 'x0') -> None:
+                 prediction_type: str = 'x0', first_beta: Optional[float] = None) -> None:
         super().__init__()
         if num_steps < 1:
             raise ValueError(f'num_steps: must be >= 1, got {num_steps}')
@@ -115,6 +117,8 @@ class GaussianDiffusion(torch.nn.Module):
                              f'{noise_max}')
         if not 0 < max_beta < 1:
             raise ValueError(f'max_beta: must be in (0, 1), got {max_beta}')
+        if first_beta is not None and not 0 < first_beta < 1:
+            raise ValueError(f'first_beta: must be in (0, 1), got {first_beta}')
         self.num_steps, self.noise_scale = num_steps, noise_scale
         self.noise_min, self.noise_max = noise_min, noise_max
         self.max_beta, self.schedule, self.prediction_type = max_beta, schedule, prediction_type
@@ -128,7 +132,8 @@ class GaussianDiffusion(torch.nn.Module):
             bar = f[1:] / f[0]
         bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), bar[:-1]])
         betas = (1.0 - bar / bar_prev).clamp(max=max_beta)
-        betas[0] = min(1.0 - float(bar[0]), max_beta)
+        betas[0] = min(1.0 - float(bar[0]), max_beta) if first_beta is None else float(first_beta)
+        self.first_beta = first_beta
         alphas = 1.0 - betas
         # Recompute the cumulative product from the (possibly clipped) betas, as DDPM / DiffRec do.
         bar = torch.cumprod(alphas, 0)
@@ -173,6 +178,15 @@ class GaussianDiffusion(torch.nn.Module):
         x0 = original_samples
         return self._at(self.alphas_cumprod, timesteps, x0).sqrt() * x0 + \
             self._at(1.0 - self.alphas_cumprod, timesteps, x0).sqrt() * noise
+
+    def snr_weights(self) -> Tensor:
+        r"""DiffRec's and DiffMM's reweighting of the :math:`\mathbf{x}_0`-prediction loss by step,
+        :math:`w_t = \mathrm{SNR}(t-1) - \mathrm{SNR}(t)` with :math:`\mathrm{SNR}(t) = \bar{\gamma}_t /
+        (1 - \bar{\gamma}_t)`, and :math:`w_0 = 1`: ``[T]`` (float64)."""
+        snr = self.alphas_cumprod / (1.0 - self.alphas_cumprod)
+        w = torch.ones_like(snr)
+        w[1:] = snr[:-1] - snr[1:]
+        return w
 
     def posterior_mean(self, x0_pred: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         r""":math:`\tilde{\mu}_t(\mathbf{x}_t, \hat{\mathbf{x}}_0)` for 0-based steps :obj:`t` (``[B]``, or

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,16 @@ class InfoNCE(torch.nn.Module):
     denominator includes the positive). The caller picks the anchors (DiffCL: the batch's unique users, and
     its unique positive items), so the cost is :math:`O(n^2 d)` per call.
 
+    With :obj:`index` (:meth:`forward`), the anchors are the rows :math:`a \in` :obj:`index` of
+    :math:`\mathbf{Z}^1` and the negatives are **every** row of :math:`\mathbf{Z}^2`, as in DiffMM's
+    cross-modal contrast (its ``contrastLoss``: the batch's users or positive items, repeats kept, against
+    all users or all items), at cost :math:`O(|\text{index}|\, N d)`:
+
+    .. math::
+        \mathcal{L} = \frac{1}{|\text{index}|} \sum_{a \in \text{index}} -\log
+        \frac{\exp(s(\mathbf{z}^1_a, \mathbf{z}^2_a) / \tau)}{\sum_{b=1}^{N} \exp(s(\mathbf{z}^1_a,
+        \mathbf{z}^2_b) / \tau)}
+
     Args:
         tau (float, optional): Temperature :math:`\tau`. (default: :obj:`0.4`)
         symmetric (bool, optional): Average with the loss of the views swapped. (default: :obj:`False`)
@@ -62,9 +72,14 @@ class InfoNCE(torch.nn.Module):
             raise ValueError(f'tau must be positive, got {tau}')
         self.tau, self.symmetric = tau, symmetric
 
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+    def forward(self, z1: Tensor, z2: Tensor, index: Optional[Tensor] = None) -> Tensor:
         if z1.shape != z2.shape:
             raise ValueError(f'views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}')
+        if index is not None:  # each distinct anchor once, weighted by its count: the same mean, fewer rows
+            anchors, counts = torch.unique(index, return_counts=True)
+            a = row_normalize(z1[anchors]) * (1.0 / self.tau)
+            loss = F.cross_entropy(a @ row_normalize(z2).t(), anchors, reduction='none')
+            return (loss * counts.to(loss.dtype)).sum() / index.numel()
         z1, z2 = row_normalize(z1), row_normalize(z2)
         if self.symmetric:
             logits = (z1 * (1.0 / self.tau)) @ z2.t()

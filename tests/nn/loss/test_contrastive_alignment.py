@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pyg_diffcl.nn import IDGuidedAlignment, InfoNCE, ModalityFusion
 
@@ -131,3 +132,17 @@ def test_fixed_fusion_learns_nothing():
     assert torch.allclose(f([a, b]), 0.3 * a + 0.7 * b)
     g = ModalityFusion(3, mode='fixed')
     assert torch.allclose(g([a, b, a]), (2 * a + b) / 3)
+
+
+def test_info_nce_against_every_row_hand_computed():
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(6, 3), torch.randn(6, 3)
+    index = torch.tensor([4, 1, 4])  # repeats kept, as DiffMM's batch nodes
+    a, b = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    expect = 0.0
+    for n in index.tolist():
+        logits = [(a[n] @ b[j]).item() / 0.5 for j in range(6)]
+        expect += -(logits[n] - math.log(sum(math.exp(v) for v in logits)))
+    assert InfoNCE(0.5)(z1, z2, index).item() == pytest.approx(expect / 3, rel=1e-5)
+    # with every row as an anchor it is the plain form
+    assert InfoNCE(0.5)(z1, z2, torch.arange(6)).item() == pytest.approx(InfoNCE(0.5)(z1, z2).item(), rel=1e-5)
