@@ -8,7 +8,7 @@ The variants are the rows of the packaged ``tiktok-ablation`` table (``pyg_diffc
 DATA (an embedded data set's name or a data set directory) with the packaged settings of an embedded data set
 and your ``--set`` overrides, through the same machinery as ``pyg-diffcl reproduce``: each (variant, seed) is
 a run directory under --out; finished ones are reused and interrupted ones resumed. On tiktok,
-``pyg-diffcl reproduce tiktok-ablation`` is this table as the README states it.
+``pyg-diffcl reproduce tiktok-ablation`` is this table as docs/results.md states it.
 """
 from __future__ import annotations
 

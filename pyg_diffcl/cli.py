@@ -98,7 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument('--overwrite', action='store_true')
     pr.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
-    rp = sub.add_parser('reproduce', help="rerun a README results table and compare with the stated figures")
+    rp = sub.add_parser('reproduce', help="rerun a results table (README or docs) and compare with the stated figures")
     from .training.config import CONFIG_DIR
     tables = ', '.join(sorted(p.stem for p in (CONFIG_DIR / 'tables').glob('*.yaml')))
     rp.add_argument('table', help=f'a packaged table name ({tables}) or a table YAML file')
@@ -109,8 +109,9 @@ def _build_parser() -> argparse.ArgumentParser:
                                                    'keys (default: all)')
     rp.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
                     help='an override for every run (repeatable)')
-    rp.add_argument('--readme', default='README.md', help='the README holding the stated table')
-    rp.add_argument('--write-readme', action='store_true', help="replace the README's table with this one")
+    rp.add_argument('--readme', default=None, help='the file holding the stated table (default: README.md or '
+                                                   'the docs/ page with its block)')
+    rp.add_argument('--write-readme', action='store_true', help="replace the stated table with this one")
     rp.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     dt = sub.add_parser('data', help='summarise a data set directory (or an embedded data set)')
@@ -222,8 +223,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == 'reproduce':
         from pathlib import Path
 
-        from .training.reproduce import (block, compare, format_comparison, load_table, markdown, merge_table,
-                                         run_table, stated, write_readme)
+        from .training.reproduce import (block, compare, find_pages, format_comparison, load_table, markdown,
+                                         merge_table, run_table, stated, write_readme)
         name, spec = load_table(args.table)
         seeds = None
         if args.seeds:
@@ -237,15 +238,17 @@ def _dispatch(args: argparse.Namespace) -> int:
                             log=lambda *a: print(*a, file=sys.stderr))
         table = markdown(results)
         print(table)
-        readme = Path(args.readme)
+        pages = [Path(args.readme)] if args.readme else find_pages(name)
+        readme = pages[0]
         checks = compare(results, stated(readme, name))
         print()
         print(format_comparison(checks))
         if args.write_readme:
-            if rows:  # some rows regenerated: the README's other rows stay
-                table = merge_table(block(readme, name), table, [r['name'] for r in spec['rows']])
-            write_readme(readme, name, table)
-            print(f'[pyg-diffcl] wrote the {name} table into {readme}', file=sys.stderr)
+            for page in pages:
+                # some rows regenerated: the page's other rows stay
+                merged = merge_table(block(page, name), table, [r['name'] for r in spec['rows']]) if rows else table
+                write_readme(page, name, merged)
+                print(f'[pyg-diffcl] wrote the {name} table into {page}', file=sys.stderr)
             return 0
         failed = [c for c in checks if c[4] is False]
         if failed:

@@ -13,7 +13,7 @@ from torch_geometric.utils import degree
 from .norm import bipartite_gcn_norm
 
 #: Backends of :meth:`Adjacency.matmul`. ``benchmarks/propagation.py`` measures them on the machine at hand
-#: (README, "Choosing a backend"):
+#: (``docs/backends.md``):
 #:
 #: * ``'csr'``: a :obj:`torch.sparse_csr` matrix (32-bit indices where they fit) and :func:`torch.sparse.mm`
 #:   (MKL on CPU, cuSPARSE on CUDA); the backward pass multiplies by the transposed matrix, prepared once;
@@ -45,7 +45,7 @@ def resolve_backend(backend: str, device: Optional[torch.device | str] = None) -
     r"""Resolve ``'auto'`` and check that a named backend is available.
 
     ``'auto'`` is ``'csr'`` on every device. On CPU, ``benchmarks/propagation.py`` measured it the fastest
-    forward+backward path on this project's machine (README, "Choosing a backend"): MKL's sparse-dense
+    forward+backward path on this project's machine (``docs/backends.md``): MKL's sparse-dense
     product with 32-bit indices, and a backward that reuses a transposed matrix built once instead of
     transposing per call. On CUDA the same code calls cuSPARSE's SpMM, the kernel PyG's ``EdgeIndex`` also
     calls there; rerun the benchmark with ``--device cuda`` to check the choice on your GPU.

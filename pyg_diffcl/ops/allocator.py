@@ -22,10 +22,10 @@ def tune_allocator(mmap_threshold: int = DEFAULT_MMAP_THRESHOLD, trim_threshold:
     Every training step of a full-graph recommender allocates and frees a few dozen
     :math:`N \times d` buffers (propagated layers, their gradients). With glibc's defaults, buffers above the
     (dynamic) mmap threshold are mapped and unmapped on every allocation, and a freed top of the heap beyond
-    the trim threshold is returned to the kernel, so every step page-faults its memory in again: on tiktok
-    (16k nodes, 192 columns) an elementwise pass over a ``[9308, 192]`` buffer took 8 ms instead of 0.3 ms.
-    Raising both thresholds (``mallopt(M_MMAP_THRESHOLD, 32 MiB)``, ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``)
-    made a training step 15-25 % faster there (LightGCN and DiffCL alike). The cost: up to
+    the trim threshold is returned to the kernel, so every step page-faults its memory in again, and an
+    elementwise pass over a freshly mapped buffer costs many times one over a reused one. Raising both
+    thresholds (``mallopt(M_MMAP_THRESHOLD, 32 MiB)``, ``mallopt(M_TRIM_THRESHOLD, 1 GiB)``) keeps the buffers
+    mapped between steps (``benchmarks/train_speed.py`` measures the effect on the machine at hand). The cost: up to
     :obj:`trim_threshold` bytes of freed memory stay mapped to the process, and buffers below
     :obj:`mmap_threshold` come from the heap (peak RSS is unchanged in practice, see
     ``benchmarks/train_speed.py``).

@@ -86,7 +86,7 @@ class TrainConfig(Validated):
     #: backend for ``auto`` and a fixed cuBLAS workspace). CPU runs are reproducible without it.
     deterministic: bool = False
     #: Write the resume checkpoint (``last.pt``) every this many epochs; ``0``: only on SIGINT. Its cost per
-    #: epoch is measured by ``benchmarks/reliability_cost.py`` (README, "Interrupting and resuming").
+    #: epoch is measured by ``benchmarks/reliability_cost.py`` (``docs/reliability.md``).
     checkpoint_every: int = 1
     #: Under ``torchrun``: ``batches`` (each rank takes every N-th batch: N times fewer steps per epoch, each
     #: of batch size N x batch_size) or ``examples`` (each rank takes 1/N of every batch: a single process's

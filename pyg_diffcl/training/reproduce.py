@@ -22,10 +22,12 @@ mean ± sample standard deviation (n - 1) over the seeds, and every table also s
 lowest test figure of the first metric (recall@20 where the table has it) and the seed that gave it, so that
 a reader sees what an unlucky seed costs, not only the spread.
 
-The README holds each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->``;
-``--write-readme`` replaces that block with the table just computed (so the README's tables come from this
-command, never typed by hand), and without it the command reads the block and reports, row by row, whether
-each reproduced test mean lies within the stated standard deviation of the stated mean.
+The README (the headline table) or a documentation page (``docs/results.md``, ``docs/baselines.md``) holds
+each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` (:func:`find_pages`, or
+``--readme FILE``); ``--write-readme`` replaces that block with the table just computed (so the stated
+tables come from this command, never typed by hand), and without it the command reads the block and
+reports, row by row, whether each reproduced test mean lies within the stated standard deviation of the
+stated mean.
 """
 from __future__ import annotations
 
@@ -264,6 +266,20 @@ def block(readme: Path, name: str) -> Optional[str]:
     if start not in text or end not in text:
         return None
     return text.split(start, 1)[1].split(end, 1)[0].strip('\n')
+
+
+#: Where a table's stated block is looked for when no file is named: the README (the headline table) and the
+#: documentation's results pages. A block may stand in several of them; each is rewritten.
+PAGES = ('README.md', 'docs/results.md', 'docs/baselines.md')
+
+
+def find_pages(name: str, root: Path = Path('.')) -> List[Path]:
+    """Every file of :data:`PAGES` under :obj:`root` whose text holds table :obj:`name`'s block, in that
+    order; the README alone when none does."""
+    start, end = _markers(name)
+    found = [root / p for p in PAGES if (root / p).is_file()
+             and start in (text := (root / p).read_text(encoding='utf-8')) and end in text]
+    return found or [root / PAGES[0]]
 
 
 def merge_table(old: Optional[str], new: str, order: Sequence[str]) -> str:

@@ -223,8 +223,7 @@ def set_deterministic(device: torch.device, backend: str) -> str:
     ``index_add``: its scatter-add has a deterministic CUDA kernel in this mode, while cuSPARSE's SpMM
     (``csr``) and torch-scatter's atomics do not promise bit-identical sums; a named atomics backend
     (``torch_scatter``) is refused. On CPU every backend is already deterministic (one thread owns each
-    output row), so only the global flag changes; cost measured with ``benchmarks/train_speed.py``
-    (README, "Reproducibility").
+    output row), so only the global flag changes; ``benchmarks/train_speed.py`` measures its cost.
     """
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True)

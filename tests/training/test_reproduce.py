@@ -180,3 +180,15 @@ def test_packaged_baselines_table():
     diffcl = next(r for r in spec['rows'] if r['model'] == 'diffcl')
     assert row_config(spec, diffcl, 0).to_dict() == row_config(main, next(r for r in main['rows']
                                                                          if r['model'] == 'diffcl'), 0).to_dict()
+
+
+def test_the_stated_table_is_found_in_the_readme_and_the_results_pages(tmp_path):
+    from pyg_diffcl.training.reproduce import find_pages
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'README.md').write_text('<!-- reproduce:head -->\n<!-- /reproduce:head -->\n')
+    (tmp_path / 'docs' / 'results.md').write_text('# R\n<!-- reproduce:more -->\n<!-- /reproduce:more -->\n'
+                                                  '<!-- reproduce:head -->\n<!-- /reproduce:head -->\n')
+    (tmp_path / 'docs' / 'seeds.md').write_text('<!-- reproduce:more -->\n<!-- /reproduce:more -->\n')
+    assert find_pages('head', tmp_path) == [tmp_path / 'README.md', tmp_path / 'docs' / 'results.md']
+    assert find_pages('more', tmp_path) == [tmp_path / 'docs' / 'results.md']  # other pages only when named
+    assert find_pages('none', tmp_path) == [tmp_path / 'README.md']
