@@ -52,7 +52,8 @@ from torch import Tensor
 
 from pyg_diffcl.datasets import powerlaw_interactions
 from pyg_diffcl.nn import LightGCNPropagation
-from pyg_diffcl.ops import BipartiteAdj, available_backends, resolve_backend, tune_allocator
+from pyg_diffcl.ops import (BipartiteAdj, available_backends, format_host, host_description, resolve_backend,
+                            tune_allocator)
 from pyg_diffcl.ops.allocator import DEFAULT_MMAP_THRESHOLD, M_MMAP_THRESHOLD
 
 #: Synthetic graphs of the sizes of MMRec's Amazon sets (users, items, interactions), power-law degrees.
@@ -252,6 +253,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     bw = stream_copy_gbs(device)
     dev_name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
         f'cpu ({torch.get_num_threads()} threads)'
+    host = host_description(device)
+    print(format_host(host))
     print(f'device {dev_name}; STREAM-style copy bandwidth {bw:.1f} GB/s; auto = {resolve_backend("auto")}')
     head = (f"{'backend':20s}{'graph':>10s}{'n_nodes':>9s}{'nnz':>10s}{'dim':>5s}{'K':>3s}{'fwd_ms':>9s}"
             f"{'fwdbwd_ms':>11s}{'bound_ms':>10s}{'x bound':>8s}{'GB/s':>7s}{'peak_MiB':>9s}{'vs LGConv':>10s}")
@@ -285,7 +288,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           f"{fb:11.2f}{bound:10.2f}{fb / bound:8.2f}{gbs:7.1f}{peak_s:>9s}{vs:>10s}", flush=True)
                 results.extend(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({'device': dev_name, 'bandwidth_gbs': round(bw, 3),
+        Path(args.json).write_text(json.dumps({'device': dev_name, 'host': host, 'bandwidth_gbs': round(bw, 3),
                                                'results': results}, indent=1))
     return 0
 

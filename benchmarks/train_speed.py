@@ -53,7 +53,7 @@ from pyg_diffcl.datasets.mmrec import EDGE_TYPE
 from pyg_diffcl.evaluation import FullRankingEvaluator
 from pyg_diffcl.models import DiffCL, DiffCLConfig, LD4MRec, LD4MRecConfig, LightGCN
 from pyg_diffcl.nn import LightGCN as DropInLightGCN
-from pyg_diffcl.ops import BipartiteAdj, tune_allocator
+from pyg_diffcl.ops import BipartiteAdj, format_host, host_description, tune_allocator
 from pyg_diffcl.training.config import packaged_config
 from pyg_diffcl.training.trainer import Trainer, model_scores
 
@@ -289,7 +289,7 @@ def main() -> None:
     res = {
         'data': ds.name, 'users': U, 'items': I, 'train_interactions': int(train_ei.size(1)),
         'dim': args.dim, 'layers': args.layers, 'batch_size': args.batch_size, 'backend': adj.backend,
-        'threads': torch.get_num_threads(), 'fused_adam': args.fused_adam,
+        'threads': torch.get_num_threads(), 'fused_adam': args.fused_adam, 'host': host_description(),
         'ours_epoch_s': ours_epoch, 'pyg_lightgcn_epoch_s': pyg_time, 'epoch_speedup': pyg_time / ours_epoch,
         'ours_eval_s': ours_eval, 'pyg_lightgcn_eval_s': pyg_eval_time,
         'pyg_lightgcn_cached_epoch_s': None if pyg_cached is None else pyg_cached[0],
@@ -303,6 +303,7 @@ def main() -> None:
         'ld4mrec': ld,
         'compare_backend': cmp,
     }
+    print(format_host(res['host']))
     print(f"{ds.name}: {U} users, {I} items, {res['train_interactions']} training interactions; d={args.dim}, "
           f"{args.layers} layers, batch {args.batch_size}, {res['threads']} threads, backend {adj.backend}"
           + (', fused Adam' if args.fused_adam else ''))

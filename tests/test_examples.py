@@ -100,7 +100,7 @@ def test_train_speed_benchmark_runs(tmp_path):
     out = json.loads((tmp_path / 'b.json').read_text())
     assert out['ours_epoch_s'] > 0 and out['pyg_lightgcn_epoch_s'] > 0 and out['diffcl_epoch_s'] > 0
     assert out['diffcl_peak_rss_mib'] > 0 and out['lightgcn_peak_rss_mib'] > 0
-    assert 'speed-up per training epoch' in res.stdout
+    assert 'speed-up per training epoch' in res.stdout and out['host']['blas'] in res.stdout
     parts = out['diffcl_parts_epoch_s']
     assert set(parts) == {'all off', '+ diffusion contrast', '+ alignment', '+ item graph', 'propagations alone'}
     assert all(v > 0 for v in parts.values())
@@ -125,7 +125,8 @@ def test_propagation_benchmark_json_contract(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / 'p.json').read_text())
-    assert set(out) == {'device', 'bandwidth_gbs', 'results'} and out['bandwidth_gbs'] > 0
+    assert set(out) == {'device', 'host', 'bandwidth_gbs', 'results'} and out['bandwidth_gbs'] > 0
+    assert {'cpu', 'blas', 'logical_cores', 'torch_threads'} <= set(out['host']) and res.stdout.startswith('host: ')
     rows = out['results']
     assert all(set(r) == CONTRACT_KEYS for r in rows)
     names = {r['backend'] for r in rows}

@@ -11,9 +11,12 @@ from .allocator import tune_allocator
 from .features import FEATURE_NORMS, prepare_features
 from .rows import csr_rows, gather_rows
 from .normalize import row_normalize
+from .host import host_description, format_host
 from .svd import collaborative_maps, collaborative_signals, interaction_matrix, truncated_svd
 
 __all__ = [
+    'host_description',
+    'format_host',
     'bipartite_gcn_norm',
     'Adjacency',
     'AdjacencyCache',
