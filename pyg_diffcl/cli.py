@@ -14,8 +14,9 @@ r"""The ``pyg-diffcl`` command line (also ``python -m pyg_diffcl``)::
     pyg-diffcl reproduce TABLE [--seeds 0,1,2] [--rows a,b] [--out DIR] [--write-readme]
 
 Bad input or configuration: exit status 2 and one line on stderr (a traceback only with ``--debug``). A
-non-finite loss: exit status 1. Ctrl-C (SIGINT) during training: the state is saved, exit status 130, and
-``train --resume RUN_DIR`` continues the run to the same result.
+non-finite loss, or a file of the run that cannot be written (a full disk): exit status 1. A run directory
+that another live process writes to: exit status 2. Ctrl-C (SIGINT) during training: the state is saved, exit
+status 130, and ``train --resume RUN_DIR`` continues the run to the same result.
 """
 from __future__ import annotations
 
@@ -339,6 +340,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if os.environ.get('RANK', '0') not in ('', '0'):  # under torchrun: rank 0 speaks for all
         warnings.simplefilter('ignore')
     from .errors import TrainingDiverged, TrainingInterrupted, UserInputError
+    from .training.lock import RunWriteError
     try:
         return _run(args)
     except UserInputError as e:
@@ -353,7 +355,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f'{PROG}: interrupted\n')
         return 130
-    except TrainingDiverged as e:
+    except (TrainingDiverged, RunWriteError) as e:
         if debug:
             raise
         sys.stderr.write(f'{PROG}: error: {e}\n')

@@ -185,7 +185,7 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
                 log(f"[reproduce] {row['name']} seed {seed}: reusing {twin} (the same configuration) -> {run_dir}")
                 if run_dir.exists():
                     shutil.rmtree(run_dir)
-                shutil.copytree(twin, run_dir, ignore=shutil.ignore_patterns('last.pt', '*.tmp'))
+                shutil.copytree(twin, run_dir, ignore=shutil.ignore_patterns('last.pt', '*.tmp', '.lock'))
             elif done:
                 log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
             elif (run_dir / RESUME_CHECKPOINT).is_file() and (run_dir / 'config.yaml').is_file():

@@ -20,6 +20,7 @@ same ``metrics.json`` as a run that was never stopped, timings and peak memory a
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -47,6 +48,7 @@ from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj
 from .config import RunConfig, check_config, from_dict
 from .distributed import DistContext, barrier, broadcast_object, init_distributed
+from .lock import RunDirectoryLock, writing
 from .trainer import EpochRecord, NonFiniteLossError, Trainer, model_scores
 
 CHECKPOINT = 'best.pt'
@@ -275,20 +277,23 @@ def _write_curves(path: Path, history: List[EpochRecord], best_epoch: int, metri
     fig.savefig(path, dpi=110)
 
 
+def _save_torch(path: Path, payload: Any) -> None:
+    """:func:`torch.save` through memory, then an atomic write: a failing write (a full disk) raises the
+    file system's :class:`OSError` with its errno, where torch's zip writer would raise a ``RuntimeError``
+    about an "unexpected pos"; the previous file stays whole either way."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+
+
 def save_checkpoint(path: Path, state: Dict[str, Tensor], epoch: int, config: RunConfig,
                     sha256: Dict[str, str]) -> None:
     payload = {'model': state, 'epoch': epoch, 'config': config.to_dict(), 'data_sha256': sha256}
-    atomic_write(path, lambda f: torch.save(payload, f))
+    _save_torch(path, payload)
 
 
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to overwrite a completed or an interrupted run; create the directory; check it is writable."""
-    if not overwrite:
-        if (out / 'metrics.json').exists():
-            raise ConfigError(f'--out {out}: holds a completed run (metrics.json); pass --overwrite to replace it')
-        if (out / RESUME_CHECKPOINT).exists():
-            raise ConfigError(f'--out {out}: holds an interrupted run ({RESUME_CHECKPOINT}); continue it with '
-                              f'`pyg-diffcl train --resume {out}`, or pass --overwrite to start again')
+def make_run_dir(out: Path) -> None:
+    """Create the run directory and check that it is writable (a ConfigError naming ``--out`` otherwise)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / '.write-test'
@@ -296,6 +301,17 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         probe.unlink()
     except OSError as e:
         raise ConfigError(f'--out {out}: not writable ({e.strerror})') from None
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to overwrite a completed or an interrupted run (unless :obj:`overwrite`); then clear the old
+    run's files. The directory exists (:func:`make_run_dir`) and its lock is held."""
+    if not overwrite:
+        if (out / 'metrics.json').exists():
+            raise ConfigError(f'--out {out}: holds a completed run (metrics.json); pass --overwrite to replace it')
+        if (out / RESUME_CHECKPOINT).exists():
+            raise ConfigError(f'--out {out}: holds an interrupted run ({RESUME_CHECKPOINT}); continue it with '
+                              f'`pyg-diffcl train --resume {out}`, or pass --overwrite to start again')
     for name in ('metrics.json', 'log.csv', 'curves.png', CHECKPOINT, RESUME_CHECKPOINT):
         if (out / name).exists():
             (out / name).unlink()
@@ -336,8 +352,17 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
     """
     out = Path(out)
     ctx = init_distributed(config.train.device.split(':')[0])
-    _on_main(ctx, lambda: check_out_dir(out, overwrite))
-    return _execute(config, out, None, quiet, log, ctx)
+    lock = RunDirectoryLock(out)
+
+    def claim() -> None:  # the directory, then its lock, then the rules about what it may hold
+        make_run_dir(out)
+        lock.acquire()
+        check_out_dir(out, overwrite)
+    try:
+        _on_main(ctx, claim)
+        return _execute(config, out, None, quiet, log, ctx)
+    finally:
+        lock.release()
 
 
 def _on_main(ctx: DistContext, fn) -> None:
@@ -364,8 +389,20 @@ def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Opti
     run at once: the best epoch so far is tested). The data files must still have the checksums the run
     recorded. Reaches the same ``metrics.json`` as an uninterrupted run (timings and peak memory aside).
     """
-    import yaml
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f'--resume {run_dir}: no interrupted run to resume (no such directory)')
+    lock = RunDirectoryLock(run_dir)
+    if int(os.environ.get('RANK', '0') or 0) == 0:  # under torchrun, rank 0 owns the directory
+        lock.acquire()
+    try:
+        return _resume(run_dir, epochs, patience, quiet, log)
+    finally:
+        lock.release()
+
+
+def _resume(run_dir: Path, epochs: Optional[int], patience: Optional[int], quiet: bool, log) -> Dict[str, Any]:
+    import yaml
     if (run_dir / 'metrics.json').exists():
         raise ConfigError(f'--resume {run_dir}: the run is complete (metrics.json); nothing to resume')
     ckpt_path, cfg_path = run_dir / RESUME_CHECKPOINT, run_dir / 'config.yaml'
@@ -431,9 +468,11 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     say(f'[pyg-diffcl] {ds}')
     say(f'[pyg-diffcl] {model} on {prep.device}, sparse backend {prep.adj.backend!r}'
         + (f', {ctx.world_size} processes (DistributedDataParallel)' if ctx.enabled else ''))
+    resumable = out / RESUME_CHECKPOINT
     if main:
         text = config_text(config, sha).encode()
-        atomic_write(out / 'config.yaml', lambda f: f.write(text))
+        with writing(out / 'config.yaml', resumable, out):
+            atomic_write(out / 'config.yaml', lambda f: f.write(text))
 
     train_ei = ds[0][EDGE_TYPE].edge_index
     sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed)
@@ -444,10 +483,11 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     log_path = out / 'log.csv'
 
     def on_epoch(rec: EpochRecord, improved: bool) -> None:
-        with open(log_path, 'a', newline='') as f:
+        with writing(log_path, resumable, out), open(log_path, 'a', newline='') as f:
             csv.writer(f).writerow(_log_row(rec, metric_keys))
         if improved:
-            save_checkpoint(out / CHECKPOINT, model.state_dict(), rec.epoch, config, sha)
+            with writing(out / CHECKPOINT, resumable, out):
+                save_checkpoint(out / CHECKPOINT, model.state_dict(), rec.epoch, config, sha)
         say(f'epoch {rec.epoch:4d}  loss {rec.loss:.4f}  valid recall@20 {rec.valid.get("recall@20", float("nan")):.4f}'
             f'  ndcg@20 {rec.valid.get("ndcg@20", float("nan")):.4f}  {rec.train_seconds:.2f}s train'
             f' + {rec.eval_seconds:.2f}s eval{"  *" if improved else ""}')
@@ -456,7 +496,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
 
     def on_checkpoint(state: Dict[str, Any]) -> None:
         payload = {'format': _RESUME_FORMAT, 'trainer': state, 'config': config_dict, 'data_sha256': sha}
-        atomic_write(out / RESUME_CHECKPOINT, lambda f: torch.save(payload, f))
+        with writing(resumable, resumable, out):
+            _save_torch(resumable, payload)
 
     trainer = Trainer(model, prep.adj, sampler, valid_eval, lr=config.train.lr, epochs=config.train.epochs,
                       weight_decay=config.train.weight_decay, fused_adam=config.train.fused_adam,
@@ -467,14 +508,17 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
                       patience_window=config.train.patience_window)
     if resume is None:
         if main:
-            _write_log(log_path, [], metric_keys)
+            with writing(log_path, resumable, out):
+                _write_log(log_path, [], metric_keys)
     else:
         # The resumed configuration may change epochs / patience: the checkpoint records the new one from now on.
         trainer.load_state_dict(resume['trainer'])
         if main:
-            _write_log(log_path, trainer.history, metric_keys)  # drops rows of an epoch never checkpointed
+            with writing(log_path, resumable, out):
+                _write_log(log_path, trainer.history, metric_keys)  # drops rows of an epoch never checkpointed
             if trainer.best_epoch:
-                save_checkpoint(out / CHECKPOINT, trainer.best_state, trainer.best_epoch, config, sha)
+                with writing(out / CHECKPOINT, resumable, out):
+                    save_checkpoint(out / CHECKPOINT, trainer.best_state, trainer.best_epoch, config, sha)
         epoch, batch = resume['trainer']['position']['epoch'], resume['trainer']['position']['batch']
         say(f'[pyg-diffcl] resuming {out} at epoch {epoch + 1}, batch {batch + 1} of {len(sampler)}')
     try:
@@ -524,9 +568,11 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         'test': test,
     }
     if main:
-        _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)
+        with writing(out / 'curves.png', resumable, out):
+            _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)
         text = json.dumps(metrics, indent=2).encode()
-        atomic_write(out / 'metrics.json', lambda f: f.write(text))
+        with writing(out / 'metrics.json', resumable, out):
+            atomic_write(out / 'metrics.json', lambda f: f.write(text))
         (out / RESUME_CHECKPOINT).unlink(missing_ok=True)
     barrier(ctx)  # no rank returns before the run directory is complete
     fmt = lambda v: 'n/a' if v is None else f'{v:.4f}'  # noqa: E731
