@@ -4,22 +4,24 @@ The graph here is ('viewer', 'watched', 'video') with the videos' features store
 ``visual`` and ``acoustic`` (any names, any number, any widths work), not MMRec's files. The model mixes
 pieces of the baselines: ID embeddings plus projected features (FREEDOM, BM3), LightGCN propagation, a
 frozen multimodal item graph (FREEDOM, MENTOR), InfoNCE between SimGCL-perturbed views (MENTOR) and the
-mean/variance alignment of the modalities to the IDs (MENTOR, DiffCL). The epoch is selected on
-validation, and test is reported once, for that epoch.
+mean/variance alignment of the modalities to the IDs (MENTOR, DiffCL). It follows the library's small
+model contract (``get_embedding`` and ``loss``), so the library's trainer runs it: validation selects the
+epoch (early stopping on the smoothed curve), and test is reported once, for that epoch.
 
     python examples/multimodal_heterodata.py [--epochs 10] [--max-users 4000]
 """
 import argparse
-import copy
 
 import torch
 from torch_geometric.data import HeteroData
 
 from pyg_diffcl.datasets import BPRSampler, MMRecDataset
 from pyg_diffcl.evaluation import FullRankingEvaluator
+from pyg_diffcl.models import Recommender
 from pyg_diffcl.nn import (BPRLoss, IDGuidedAlignment, InfoNCE, ItemFeatureProjection, LightGCNPropagation,
                            SimGCLNoise)
 from pyg_diffcl.ops import Adjacency, BipartiteAdj, item_knn_graph, user_item_edge_type, weighted_graph_sum
+from pyg_diffcl.training import Trainer
 
 
 def build_graph(max_users):
@@ -38,9 +40,9 @@ def build_graph(max_users):
     return data
 
 
-class MyMultimodalRec(torch.nn.Module):
+class MyMultimodalRec(Recommender):
     def __init__(self, num_users, num_items, features, dim=64, cl_weight=0.05, align_weight=0.1):
-        super().__init__()
+        super().__init__(num_users, num_items)
         self.user = torch.nn.Embedding(num_users, dim)
         self.item = torch.nn.Embedding(num_items, dim)
         self.features = ItemFeatureProjection(features, dim, trainable=False)
@@ -54,17 +56,17 @@ class MyMultimodalRec(torch.nn.Module):
         torch.nn.init.xavier_uniform_(self.user.weight)
         torch.nn.init.xavier_uniform_(self.item.weight)
 
-    def embed(self, adj, perturb=None):
+    def get_embedding(self, adj, perturb=None):
         mods = [self.features(m) for m in self.features.modalities]
         items0 = self.item.weight + sum(mods) / len(mods)
         u, i = self.prop(adj, self.user.weight, items0, perturb=perturb)
         return u, i + self.item_graph.matmul(i)
 
     def loss(self, adj, batch):
-        u, i = self.embed(adj)
+        u, i = self.get_embedding(adj)
         eu, ep, en = u[batch.user], i[batch.pos_item], i[batch.neg_item]
         loss = self.bpr((eu * ep).sum(-1), (eu * en).sum(-1), (self.user(batch.user), self.item(batch.pos_item)))
-        (u1, i1), (u2, i2) = self.embed(adj, self.noise), self.embed(adj, self.noise)
+        (u1, i1), (u2, i2) = self.get_embedding(adj, self.noise), self.get_embedding(adj, self.noise)
         users, items = torch.unique(batch.user), torch.unique(batch.pos_item)
         loss = loss + self.cl_weight * (self.cl(u1[users], u2[users]) + self.cl(i1[items], i2[items]))
         mods = [self.features(m) for m in self.features.modalities]
@@ -84,29 +86,20 @@ def main():
     adj = BipartiteAdj.from_data(data)
     features = {name: data['video'][name] for name in ('visual', 'acoustic')}
     model = MyMultimodalRec(U, I, features)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sampler = BPRSampler(store.edge_index, I, 1024)
     valid = FullRankingEvaluator(store.valid_index, store.edge_index, U, I, ks=[20])
+    result = Trainer(model, adj, sampler, valid, lr=1e-3, epochs=args.epochs, show_progress=False,
+                     handle_sigint=False,
+                     on_epoch=lambda rec, best: print(f"epoch {rec.epoch}: valid recall@20 "
+                                                      f"{rec.valid['recall@20']:.4f}" + ('  *' if best else ''))
+                     ).fit()
+    model.load_state_dict(result.best_state)
+    model.eval()
     test = FullRankingEvaluator(store.test_index, store.edge_index, U, I, ks=[20])  # as MMRec: train masked
-    best, best_state = -1.0, None
-    for epoch in range(args.epochs):
-        model.train()
-        for batch in sampler.epoch(epoch):
-            opt.zero_grad()
-            model.loss(adj, batch).backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            u, i = model.embed(adj)
-            r = valid.evaluate(lambda users: u[users] @ i.t())['recall@20']
-        print(f'epoch {epoch + 1}: valid recall@20 {r:.4f}' + ('  *' if r > best else ''))
-        if r > best:
-            best, best_state = r, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
     with torch.no_grad():
-        u, i = model.embed(adj)
-        print(f"selected on validation: valid recall@20 {best:.4f}, test recall@20 "
-              f"{test.evaluate(lambda users: u[users] @ i.t())['recall@20']:.4f}")
+        recall = test.evaluate(model.scorer(adj))['recall@20']
+    print(f"selected on validation: valid recall@20 {result.best_valid['recall@20']:.4f}, "
+          f"test recall@20 {recall:.4f}")
 
 
 if __name__ == '__main__':
