@@ -95,7 +95,8 @@ class DiffMM(Recommender):
     ModalityGraphDiffusion` is trained for one pass over the users (its own Adam, :obj:`diff_lr`; Sec. 3.1,
     the step-reweighted reconstruction plus the modality-aware signal injection) and then generates the
     modality's user-item graph, :obj:`rebuild_k` items per user, normalised the same way and edge-dropped
-    once (:obj:`keep_rate`, kept entries scaled by :math:`1/\text{keep\_rate}`, self-loops included):
+    once (each entry kept with probability :math:`\rho` = :obj:`keep_rate` and scaled by :math:`1/\rho`,
+    self-loops included):
     :math:`\hat{\mathbf{A}}_m`, used by every batch of the epoch and by its evaluation, as in the official
     code. The recommender's gradients never reach the denoisers and the denoisers' never reach the
     recommender.
@@ -123,9 +124,12 @@ class DiffMM(Recommender):
     over the batch's users and positive items (repeats kept) against every user or item:
 
     .. math::
-        \mathcal{L} = \mathcal{L}_{BPR} + \lambda (\|\mathbf{E}_\mathcal{U}\|^2 + \|\mathbf{E}_\mathcal{I}\|^2)
-        + \lambda_{cl} \sum_m \big(\mathcal{L}_{NCE}(\mathbf{Z}_\mathcal{U}, \mathbf{V}_{m,\mathcal{U}})
+        \begin{aligned}
+        \mathcal{L} = {} & \mathcal{L}_{BPR} + \lambda (\|\mathbf{E}_\mathcal{U}\|^2 +
+        \|\mathbf{E}_\mathcal{I}\|^2) \\
+        & + \lambda_{cl} \sum_m \big(\mathcal{L}_{NCE}(\mathbf{Z}_\mathcal{U}, \mathbf{V}_{m,\mathcal{U}})
         + \mathcal{L}_{NCE}(\mathbf{Z}_\mathcal{I}, \mathbf{V}_{m,\mathcal{I}})\big)
+        \end{aligned}
 
     The official code computes both contrast variants at every batch and discards one; only the one used is
     computed here. Its evaluation selects on the test set; here, as for every model, the validation split

@@ -119,10 +119,12 @@ class MENTOR(Recommender):
     **Loss.**
 
     .. math::
-        \mathcal{L} = \mathcal{L}_{BPR} + \lambda \Big(\sum_m \tfrac{1}{Bd}\|\mathbf{P}_m[B]\|^2 +
+        \begin{aligned}
+        \mathcal{L} = {} & \mathcal{L}_{BPR} + \lambda \Big(\sum_m \tfrac{1}{Bd}\|\mathbf{P}_m[B]\|^2 +
         \tfrac{1}{UM}\|\mathbf{W}\|^2\Big) + \lambda_{align} \sum_{a<b} \big(|\mu_a - \mu_b| +
-        |\sigma^2_a - \sigma^2_b|\big) + \lambda_g \big(\mathcal{L}^{u}_{NCE} + \mathcal{L}^{i}_{NCE}\big)
-        + \lambda_f \mathcal{L}_{f}
+        |\sigma^2_a - \sigma^2_b|\big) \\
+        & + \lambda_g \big(\mathcal{L}^{u}_{NCE} + \mathcal{L}^{i}_{NCE}\big) + \lambda_f \mathcal{L}_{f}
+        \end{aligned}
 
     :math:`\mathcal{L}_{BPR}` uses :math:`\log_2` as the official code does (:obj:`bpr_log2`). The
     **alignment** (:class:`~pyg_diffcl.nn.IDGuidedAlignment`, :obj:`align_pairs='all'`, :obj:`align_stat=
