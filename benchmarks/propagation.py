@@ -31,8 +31,10 @@ Peak memory (``peak_mib``): on CPU the growth of the process's peak resident set
 (Linux ``/proc/self/clear_refs``), with glibc told to map every buffer of 64 KiB and more afresh for that
 call and freed heap pages returned first (``malloc_trim``), so that reused memory counts; on CUDA ``torch.cuda.max_memory_allocated`` above what was allocated before.
 
-``--json FILE`` writes ``{"device", "bandwidth_gbs", "results": [{"backend", "graph", "n_nodes", "nnz",
-"dim", "layers", "fwd_ms", "fwdbwd_ms", "bound_fwdbwd_ms", "peak_mib"}, ...]}``.
+``--json FILE`` writes ``{"device", "host", "bandwidth_gbs", "results": [{"backend", "graph", "n_nodes",
+"nnz", "dim", "layers", "fwd_ms", "fwdbwd_ms", "bound_fwdbwd_ms", "peak_mib"}, ...]}``; ``host`` (also the
+first line printed) names the CPU, its cores, torch's threads, the instruction set and the BLAS, since the
+ratio to the bound differs between CPUs of one machine kind.
 """
 from __future__ import annotations
 
