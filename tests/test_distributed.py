@@ -97,11 +97,12 @@ def test_two_processes_match_one_and_write_once(data, tmp_path):
             assert b[split] == pytest.approx(a[split], abs=1e-3)
         la, lb = _rows(runs[one][0]), _rows(runs[two][0])
         assert [float(r['loss']) for r in lb] == pytest.approx([float(r['loss']) for r in la], rel=1e-4)
-    # Written once, by rank 0: one row per epoch, one line per epoch on the console, no stray files.
+    # Written once, by rank 0: one row per epoch, one line per epoch on the console, no stray files (the run
+    # directory's lock file is rank 0's).
     two, _, res = runs['two_255']
     assert [int(r['epoch']) for r in _rows(two)] == list(range(1, 7))
     assert len([line for line in res.stdout.splitlines() if line.startswith('epoch ')]) == 6
-    assert sorted(p.name for p in two.iterdir()) == ['best.pt', 'config.yaml', 'curves.png', 'log.csv',
+    assert sorted(p.name for p in two.iterdir()) == ['.lock', 'best.pt', 'config.yaml', 'curves.png', 'log.csv',
                                                       'metrics.json']
 
 

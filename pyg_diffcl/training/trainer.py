@@ -286,13 +286,13 @@ class Trainer:
         whole epoch (with :attr:`_partial` holding the part trained before a resume). The gradient norms of
         the epoch are kept in :attr:`last_grad_norms`."""
         self.model.train()
+        t0 = time.perf_counter()  # the epoch's time includes the model's per-epoch work (DiffMM's diffusion)
         self.model.pre_epoch(epoch)
         part = self._partial
         params = [p for p in self.model.parameters() if p.requires_grad]
         n_batches = len(self.sampler)
         batches = progress(self.sampler.epoch(epoch, start_batch), n_batches - start_batch, f'epoch {epoch + 1}',
                            self.show_progress)
-        t0 = time.perf_counter()
         for b, batch in enumerate(batches, start=start_batch):
             batch = batch.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
