@@ -11,7 +11,7 @@ from torch_geometric.typing import Adj
 from ..checks import Validated, check_choice, check_non_negative, check_positive, check_probability
 from ..datasets.sampler import BPRBatch
 from ..nn import BPRLoss, GaussianDiffusion, InfoNCE, ModalityGraphDiffusion
-from ..ops import Adjacency, BipartiteAdj, row_normalize
+from ..ops import Adjacency, BipartiteAdj, csr_rows, dense_rows, row_normalize
 from .base import Pair, Recommender, dataset_inputs, modality_inputs, training_edges
 
 
@@ -159,7 +159,9 @@ class DiffMM(Recommender):
         self.modalities = sorted(features)
         d = c.embedding_dim
         edge_index = edge_index.long()
-        self.register_buffer('train_edges', edge_index, persistent=False)
+        rowptr, col = csr_rows(edge_index, num_users)  # the rows that are diffused, gathered per batch
+        self.register_buffer('rowptr', rowptr, persistent=False)
+        self.register_buffer('col', col, persistent=False)
         ei, w = self_loop_adjacency(edge_index[0], edge_index[1], num_users, num_items)
         self.register_buffer('adj_index', ei, persistent=False)
         self.register_buffer('adj_weight', w, persistent=False)
@@ -203,14 +205,8 @@ class DiffMM(Recommender):
         return self._diff_opt
 
     def _rows(self, users: Tensor) -> Tensor:
-        """Dense training rows ``[len(users), |I|]`` of :obj:`users`, built from the edge list."""
-        pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)
-        pos[users] = torch.arange(users.numel(), device=users.device)
-        ei = self.train_edges
-        sel = pos[ei[0]] >= 0
-        x = torch.zeros(users.numel(), self.num_items, device=users.device)
-        x[pos[ei[0, sel]], ei[1, sel]] = 1.0
-        return x
+        """Dense training rows ``[len(users), |I|]`` of :obj:`users`."""
+        return dense_rows(self.rowptr, self.col, users, self.num_items)
 
     def _batches(self, order: Tensor) -> List[Tensor]:
         return list(order.split(self.config.diff_batch_size))
@@ -235,7 +231,7 @@ class DiffMM(Recommender):
     def rebuild_graphs(self) -> None:
         """Generate every modality's user-item graph from its denoiser, normalise it and drop edges."""
         c = self.config
-        users_all = torch.arange(self.num_users, device=self.train_edges.device)
+        users_all = torch.arange(self.num_users, device=self.rowptr.device)
         tops: Dict[str, List[Tensor]] = {m: [] for m in self.modalities}
         for users in self._batches(users_all):
             x0 = self._rows(users)

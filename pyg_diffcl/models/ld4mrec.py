@@ -14,7 +14,7 @@ from ..nn import CNet, GaussianDiffusion, ModalityPreference, SoftReconstruction
 from ..nn.diffusion.gaussian_diffusion import SCHEDULES
 from ..nn.diffusion.step_sampler import RECORDS, STEP_SAMPLINGS
 from ..nn.loss.soft_reconstruction import RECONSTRUCTIONS
-from ..ops import (Adjacency, BipartiteAdj, collaborative_maps, collaborative_signals, csr_rows, gather_rows,
+from ..ops import (Adjacency, BipartiteAdj, collaborative_maps, collaborative_signals, csr_rows, dense_rows,
                    interaction_matrix)
 from ..ops.features import FEATURE_NORMS, column_stats, prepare_features
 from ..ops.norm import inv_sqrt_degree
@@ -267,11 +267,7 @@ class LD4MRec(Recommender):
 
     def behaviours(self, users: Tensor) -> Tensor:
         r"""The dense training behaviour rows :math:`\mathbf{x}_{0,u}` of :obj:`users`: ``[B, num_items]``."""
-        users = users.to(self.rowptr.device)
-        row, item = gather_rows(self.rowptr, self.col, users)
-        x = torch.zeros(users.numel(), self.num_items, device=self.rowptr.device)
-        x[row, item] = 1.0
-        return x
+        return dense_rows(self.rowptr, self.col, users, self.num_items)
 
     def normalize_preference(self, m: str, p: Tensor) -> Tensor:
         """Modality :obj:`m`'s :obj:`pref_norm` applied to preference rows :obj:`p`; ``'standardize'`` uses the

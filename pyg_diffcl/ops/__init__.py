@@ -9,7 +9,7 @@ from .edge_pruning import degree_sensitive_edge_pruning
 from .item_graph import item_knn_graph, weighted_graph_sum
 from .allocator import tune_allocator
 from .features import FEATURE_NORMS, prepare_features
-from .rows import csr_rows, gather_rows
+from .rows import csr_rows, dense_rows, gather_rows
 from .normalize import row_normalize
 from .host import host_description, format_host
 from .svd import collaborative_maps, collaborative_signals, interaction_matrix, truncated_svd
@@ -37,6 +37,7 @@ __all__ = [
     'FEATURE_NORMS',
     'prepare_features',
     'csr_rows',
+    'dense_rows',
     'gather_rows',
     'row_normalize',
     'collaborative_maps',

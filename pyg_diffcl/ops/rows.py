@@ -17,6 +17,15 @@ def csr_rows(edge_index: Tensor, num_users: int) -> Tuple[Tensor, Tensor]:
     return rowptr, item[perm]
 
 
+def dense_rows(rowptr: Tensor, col: Tensor, users: Tensor, num_items: int) -> Tensor:
+    """The binary dense rows ``[len(users), num_items]`` of ``users`` of a CSR matrix (:func:`csr_rows`)."""
+    users = users.to(rowptr.device)
+    row, item = gather_rows(rowptr, col, users)
+    x = torch.zeros(users.numel(), num_items, device=rowptr.device)
+    x[row, item] = 1.0
+    return x
+
+
 def gather_rows(rowptr: Tensor, col: Tensor, users: Tensor) -> Tuple[Tensor, Tensor]:
     """COO (local row, item) of the rows ``users`` of a CSR matrix (all on one device)."""
     start, end = rowptr[users], rowptr[users + 1]
