@@ -257,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f'cpu ({torch.get_num_threads()} threads)'
     host = host_description(device)
     print(format_host(host))
-    print(f'device {dev_name}; STREAM-style copy bandwidth {bw:.1f} GB/s; auto = {resolve_backend("auto")}')
+    print(f'device {dev_name}; STREAM-style copy bandwidth {bw:.1f} GB/s; auto = {resolve_backend("auto", device)}')
     head = (f"{'backend':20s}{'graph':>10s}{'n_nodes':>9s}{'nnz':>10s}{'dim':>5s}{'K':>3s}{'fwd_ms':>9s}"
             f"{'fwdbwd_ms':>11s}{'bound_ms':>10s}{'x bound':>8s}{'GB/s':>7s}{'peak_MiB':>9s}{'vs LGConv':>10s}")
     results: List[Dict[str, object]] = []

@@ -12,6 +12,7 @@ from .features import FEATURE_NORMS, prepare_features
 from .rows import csr_rows, dense_rows, gather_rows
 from .normalize import row_normalize
 from .host import host_description, format_host
+from .autotune import auto_backend, choose_backend, probe_graph, set_auto_backend, time_backends
 from .svd import collaborative_maps, collaborative_signals, interaction_matrix, truncated_svd
 
 __all__ = [
@@ -27,6 +28,11 @@ __all__ = [
     'user_item_edge_type',
     'available_backends',
     'resolve_backend',
+    'auto_backend',
+    'choose_backend',
+    'probe_graph',
+    'set_auto_backend',
+    'time_backends',
     'BACKENDS',
     'spmm',
     'knn_graph',

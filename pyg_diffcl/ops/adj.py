@@ -44,14 +44,13 @@ def available_backends() -> List[str]:
 def resolve_backend(backend: str, device: Optional[torch.device | str] = None) -> str:
     r"""Resolve ``'auto'`` and check that a named backend is available.
 
-    ``'auto'`` is ``'csr'`` on every device. On CPU, ``benchmarks/propagation.py`` measured it the fastest
-    forward+backward path on this project's machine (``docs/backends.md``): MKL's sparse-dense
-    product with 32-bit indices, and a backward that reuses a transposed matrix built once instead of
-    transposing per call. On CUDA the same code calls cuSPARSE's SpMM, the kernel PyG's ``EdgeIndex`` also
-    calls there; rerun the benchmark with ``--device cuda`` to check the choice on your GPU.
+    ``'auto'`` is the fastest backend on the host for :obj:`device` (CPU by default), timed once per process
+    at its first use (:func:`~pyg_diffcl.ops.autotune.auto_backend`); ``'csr'`` stays unless another backend
+    beats it by 10 %. Name a backend to skip the timing; ``benchmarks/propagation.py`` compares them all.
     """
     if backend == 'auto':
-        return 'csr'
+        from .autotune import auto_backend
+        return auto_backend(device)
     if backend not in BACKENDS:
         raise ValueError(f"unknown sparse backend {backend!r} (choose from 'auto', {', '.join(BACKENDS)})")
     if backend not in available_backends():

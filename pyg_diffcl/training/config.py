@@ -4,8 +4,8 @@ A run's configuration has four sections::
 
     model: {name: lightgcn, embedding_dim: 64, num_layers: 2, reg_weight: 1.0e-4}
     data:  {name: tiktok, modalities: null, cold_users: error}
-    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 20, min_epochs: 0,
-            patience_window: 1, seed: 0, device: cpu, backend: auto, deterministic: false, checkpoint_every: 1,
+    train: {epochs: 1000, batch_size: 2048, lr: 0.001, weight_decay: 0.0, patience: 50, min_epochs: 0,
+            patience_window: 5, seed: 0, device: cpu, backend: auto, deterministic: false, checkpoint_every: 1,
             ddp_split: batches}
     eval:  {ks: [10, 20, 50], metric: recall@20, block_size: 2048, mask_valid_for_test: false}
 

@@ -46,6 +46,7 @@ from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupt
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj
+from .backend import host_backend, pin_auto, run_backend
 from .config import RunConfig, check_config, from_dict
 from .distributed import DistContext, barrier, broadcast_object, init_distributed
 from .lock import RunDirectoryLock, writing
@@ -188,9 +189,11 @@ def apply_cold_user_policy(dataset: MMRecDataset, policy: str) -> Tensor:
 
 
 def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None,
-            device: Optional[torch.device] = None) -> Prepared:
+            device: Optional[torch.device] = None, recorded_backend: Optional[str] = None) -> Prepared:
     """Load the data (validating every requested modality), seed, and build the model and the graph (on
-    :obj:`device`, default ``train.device``)."""
+    :obj:`device`, default ``train.device``). With ``train.backend: auto`` the sparse backend is
+    :obj:`recorded_backend` (the one a resumed or re-read run used) or the host's choice
+    (:func:`~pyg_diffcl.training.backend.run_backend`)."""
     device = resolve_device(config.train.device) if device is None else device
     if dataset is None:
         dataset = MMRecDataset(config.data.name, modalities=config.data.modalities)
@@ -198,6 +201,9 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None,
     backend = config.train.backend
     if config.train.deterministic:
         backend = set_deterministic(device, backend)
+    backend = run_backend(backend, device, recorded_backend)
+    if config.train.backend == 'auto':
+        pin_auto(backend, device)
     seed_everything(config.train.seed)
     cls = MODELS[config.model_name]
     try:
@@ -452,10 +458,16 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     device = None
     if ctx.enabled and config.train.device.startswith('cuda'):
         device = torch.device('cuda', ctx.local_rank)
+    # The backend of train.backend=auto: the resumed run's own (a checkpoint from before it was recorded ran on
+    # csr, what auto was then), else the host's choice; under torchrun rank 0's, for every rank.
+    recorded = resume.get('backend', 'csr') if resume is not None else None
+    if recorded is None and ctx.enabled and config.train.backend == 'auto':
+        here = device if device is not None else resolve_device(config.train.device)
+        recorded = broadcast_object(host_backend(here) if main else None, ctx)
     # Under torchrun rank 0 builds (and caches) the processed data and the item graphs first, alone.
     if not main:
         barrier(ctx)
-    prep = prepare(config, device=device)
+    prep = prepare(config, device=device, recorded_backend=recorded)
     if main:
         barrier(ctx)
     if ctx.enabled:  # the ranks' dropout and diffusion noise differ; the weights are rank 0's (DDP)
@@ -495,7 +507,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     config_dict = config.to_dict()
 
     def on_checkpoint(state: Dict[str, Any]) -> None:
-        payload = {'format': _RESUME_FORMAT, 'trainer': state, 'config': config_dict, 'data_sha256': sha}
+        payload = {'format': _RESUME_FORMAT, 'trainer': state, 'config': config_dict, 'data_sha256': sha,
+                   'backend': prep.adj.backend}
         with writing(resumable, resumable, out):
             _save_torch(resumable, payload)
 
@@ -598,7 +611,12 @@ def load_run(run_dir: str | Path, device: Optional[str] = None) -> Prepared:
     if device is not None:
         config.train.device = device
     ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-    prep = prepare(config)
+    recorded = None
+    try:  # the backend the run used (metrics.json), so that its figures are computed the same way again
+        recorded = json.loads((run_dir / 'metrics.json').read_text()).get('backend')
+    except (OSError, ValueError, AttributeError):
+        pass
+    prep = prepare(config, recorded_backend=recorded)
     _check_checksums(ckpt.get('data_sha256', {}), prep.dataset)
     prep.model.load_state_dict(ckpt['model'])
     prep.model.eval()
