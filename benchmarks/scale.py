@@ -4,6 +4,7 @@ r"""How training and evaluation grow with the size of the data: synthetic power-
 
     python benchmarks/scale.py [--sizes xs,s,m,l] [--models lightgcn,diffcl] [--batches 3] [--eval-blocks 2]
                                [--modalities 64,32] [--out benchmarks/results/scale]
+    python benchmarks/scale.py --loader neighbor [--num-neighbors 10,10] [--sampled-batches 500]
 
 Each (model, size) runs in a fresh process, so that its peak resident memory (``ru_maxrss``) is its own; the
 interaction logs are generated once by another process and cached under ``--out`` (``.pt``), so generation
@@ -16,6 +17,15 @@ does not count. Per run it reports:
 * ``eval_s``: seconds of one full-ranking evaluation of every test user, **estimated** as the embedding pass
   (timed) + seconds per user of ``--eval-blocks`` timed blocks of 2048 users x the test users;
 * ``peak_rss_mib`` and ``predicted_mib``, the memory formula below evaluated for the run's sizes.
+
+With ``--loader neighbor`` each run also trains on sampled subgraphs (``train.loader=neighbor``:
+:class:`~pyg_diffcl.datasets.NeighborBPRSampler`, PyG's ``LinkNeighborLoader`` with triplet negatives,
+``--num-neighbors`` per layer) and times it: the first ``--sampled-batches`` consecutive batches of an epoch,
+sampling included, from the first one on (``sampled_epoch_s`` is then measured in full when the epoch has no
+more batches, else their mean x the batches per epoch; ``sampled_timed_batches`` says which), beside the
+full-graph estimate above from the same process. It also records the mean subgraph size. Those rows go to
+``scale-neighbor.json``, and the plot draws the sampled epoch as a dashed line beside the full one. A model
+that cannot train sampled is reported as such and skipped.
 
 **Memory formula** (bytes; :math:`U` users, :math:`I` items, :math:`E` training and :math:`E_t` test
 interactions, :math:`d` the embedding size, :math:`L` layers, :math:`B` the evaluation block; float32 values,
@@ -58,6 +68,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 SIZES = {  # name: (users, items, interactions)
     'xs': (15_625, 3_125, 312_500),
@@ -125,7 +136,41 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
     return {'persistent': persistent, 'transient': transient, 'r0_mib': r0_mib, 'total': total}
 
 
-def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feats: list) -> None:
+def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dict) -> None:
+    """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
+    import torch
+    t0 = time.perf_counter()
+    try:
+        sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0)
+    except NotImplementedError as e:
+        res['sampled_skipped'] = str(e)
+        return
+    res['sampler_build_s'] = time.perf_counter() - t0
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    n = min(len(sampler), timed)
+    times, users, items = [], [], []
+    it = sampler.epoch(0)
+    for _ in range(n):
+        t0 = time.perf_counter()
+        batch = next(it)
+        opt.zero_grad(set_to_none=True)
+        net.loss(None, batch).backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        users.append(batch.user_id.numel())
+        items.append(batch.item_id.numel())
+    res['num_neighbors'] = fanout
+    res['sampled_timed_batches'] = n
+    res['sampled_batches_per_epoch'] = len(sampler)
+    res['sampled_step_s'] = statistics.median(times)
+    res['sampled_epoch_s'] = sum(times) if n == len(sampler) else statistics.mean(times) * len(sampler)
+    res['sampled_epoch_measured_in_full'] = n == len(sampler)
+    res['subgraph_users_share'] = statistics.mean(users) / U
+    res['subgraph_items_share'] = statistics.mean(items) / I
+
+
+def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feats: list,
+          loader: str = 'full', fanout: Optional[list] = None, sampled_batches: int = 500) -> None:
     import torch
     r0 = rss_now_mib()  # the interpreter with torch, PyG and this package imported
 
@@ -199,6 +244,11 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     res['formula_terms_mib'] = {k: {n: v / 2**20 for n, v in pred[k].items()} for k in ('persistent', 'transient')}
     res['r0_mib'] = r0
     res['feature_dims'] = feats if model == 'diffcl' else []
+    res['loader'] = loader
+    if loader == 'neighbor':
+        net.train()
+        sampled_epoch(net, train, U, I, fanout, sampled_batches, res)
+        res['peak_rss_mib'] = peak_mib()
     print(json.dumps(res))
 
 
@@ -213,7 +263,11 @@ def plot(rows: list, path: Path) -> None:
         for n, model in enumerate(sorted({r['model'] for r in rows})):
             rs = sorted((r for r in rows if r['model'] == model), key=lambda r: r['train_interactions'])
             ax.loglog([r['train_interactions'] for r in rs], [r[key] for r in rs], 'o-', color=f'C{n}',
-                      label=model)
+                      label=f'{model} (full graph)' if key == 'epoch_s' else model)
+            sampled = [r for r in rs if 'sampled_epoch_s' in r]
+            if key == 'epoch_s' and sampled:
+                ax.loglog([r['train_interactions'] for r in sampled], [r['sampled_epoch_s'] for r in sampled],
+                          's--', color=f'C{n}', label=f'{model} (sampled, {sampled[0]["num_neighbors"]})')
             if key == 'peak_rss_mib':
                 ax.loglog([r['train_interactions'] for r in rs], [r['predicted_mib'] for r in rs], 'x--',
                           color=f'C{n}', alpha=0.7, label=f'{model} (formula)')
@@ -234,6 +288,11 @@ def main() -> None:
     p.add_argument('--eval-blocks', type=int, default=2, help='timed evaluation blocks of 2048 users')
     p.add_argument('--modalities', default='64,32', help="DiffCL's synthetic feature dimensions")
     p.add_argument('--out', default='benchmarks/results/scale')
+    p.add_argument('--loader', default='full', choices=['full', 'neighbor'],
+                   help='neighbor: also time training on sampled subgraphs (PyG LinkNeighborLoader)')
+    p.add_argument('--num-neighbors', default='10,10', help='fan-out per layer of --loader neighbor')
+    p.add_argument('--sampled-batches', type=int, default=500,
+                   help='consecutive sampled batches timed (the whole epoch when it has no more)')
     p.add_argument('--child', nargs=2, metavar=('MODEL', 'SIZE'), help=argparse.SUPPRESS)
     p.add_argument('--generate', metavar='SIZE', help=argparse.SUPPRESS)
     p.add_argument('--report-only', action='store_true',
@@ -244,16 +303,21 @@ def main() -> None:
     feats = [int(f) for f in args.modalities.split(',') if f]
     if args.generate:
         return generate(out, args.generate)
+    fanout = [int(f) for f in args.num_neighbors.split(',') if f]
+    if len(fanout) != LAYERS:
+        p.error(f'--num-neighbors: one fan-out per layer ({LAYERS}), got {fanout}')
     if args.child:
-        return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats)
+        return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats, args.loader, fanout,
+                     args.sampled_batches)
+    result = out / ('scale-neighbor.json' if args.loader == 'neighbor' else 'scale.json')
 
     if args.report_only:
-        rows = json.loads((out / 'scale.json').read_text())
+        rows = json.loads(result.read_text())
         for r in rows:
             pred = predicted_bytes(r['model'], r['users'], r['items'], r['train_interactions'],
                                    r['test_interactions'], r.get('feature_dims', feats), r['r0_mib'])
             r['predicted_mib'] = pred['total'] / 2**20
-        return report(rows, out)
+        return report(rows, out, result)
     sizes = [s for s in args.sizes.split(',') if s]
     for s in sizes:
         if s not in SIZES:
@@ -264,7 +328,9 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, '--out', str(out), '--generate', s], check=True)
         for model in [m for m in args.models.split(',') if m]:
             cmd = [sys.executable, __file__, '--out', str(out), '--child', model, s, '--batches',
-                   str(args.batches), '--eval-blocks', str(args.eval_blocks), '--modalities', args.modalities]
+                   str(args.batches), '--eval-blocks', str(args.eval_blocks), '--modalities', args.modalities,
+                   '--loader', args.loader, '--num-neighbors', args.num_neighbors,
+                   '--sampled-batches', str(args.sampled_batches)]
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
@@ -276,14 +342,16 @@ def main() -> None:
             print(f"[scale] {model:8s} {s:2s} U={row['users']:>8d} I={row['items']:>7d} E={row['train_interactions']:>9d}"
                   f"  step {row['step_s']:.3f} s x {row['steps_per_epoch']} = epoch {row['epoch_s']:.0f} s"
                   f"  eval {row['eval_s']:.1f} s  peak {row['peak_rss_mib']:.0f} MiB"
-                  f" (formula {row['predicted_mib']:.0f}, ratio {row['peak_rss_mib'] / row['predicted_mib']:.2f})",
-                  file=sys.stderr)
-            (out / 'scale.json').write_text(json.dumps(rows, indent=2))
+                  f" (formula {row['predicted_mib']:.0f}, ratio {row['peak_rss_mib'] / row['predicted_mib']:.2f})"
+                  + (f"  sampled: step {row['sampled_step_s']:.3f} s x {row['sampled_batches_per_epoch']} = epoch "
+                     f"{row['sampled_epoch_s']:.0f} s ({row['sampled_timed_batches']} batches timed)"
+                     if 'sampled_epoch_s' in row else ''), file=sys.stderr)
+            result.write_text(json.dumps(rows, indent=2))
     if rows:
-        report(rows, out)
+        report(rows, out, result)
 
 
-def report(rows: list, out: Path) -> None:
+def report(rows: list, out: Path, result: Path) -> None:
     print(f"\n{'model':9s} {'size':4s} {'users':>9s} {'items':>8s} {'train E':>10s} {'step s':>7s} {'epoch s':>9s} "
           f"{'eval s':>8s} {'peak MiB':>9s} {'formula':>8s} {'ratio':>6s}")
     for r in rows:
@@ -297,9 +365,24 @@ def report(rows: list, out: Path) -> None:
             x = math.log(b['train_interactions'] / a['train_interactions'])
             print(f"  {model:9s} {a['size']}->{b['size']}: epoch {math.log(b['epoch_s'] / a['epoch_s']) / x:.2f}, "
                   f"eval {math.log(b['eval_s'] / a['eval_s']) / x:.2f}, "
-                  f"peak RSS {math.log(b['peak_rss_mib'] / a['peak_rss_mib']) / x:.2f}")
-    plot(rows, out / 'scale.png')
-    print(f'\nwrote {out / "scale.json"} and {out / "scale.png"}')
+                  f"peak RSS {math.log(b['peak_rss_mib'] / a['peak_rss_mib']) / x:.2f}"
+                  + (f", sampled epoch {math.log(b['sampled_epoch_s'] / a['sampled_epoch_s']) / x:.2f}"
+                     if 'sampled_epoch_s' in a and 'sampled_epoch_s' in b else ''))
+    sampled = [r for r in rows if 'sampled_epoch_s' in r]
+    if sampled:
+        print('\nsampled epochs (fan-out, batches timed, subgraph share of users / items, speed-up over the '
+              'full-graph estimate of the same run):')
+        for r in sampled:
+            print(f"  {r['model']:9s} {r['size']:3s} {r['num_neighbors']}  {r['sampled_timed_batches']:5d} of "
+                  f"{r['sampled_batches_per_epoch']:5d}  {100 * r['subgraph_users_share']:5.1f}% / "
+                  f"{100 * r['subgraph_items_share']:5.1f}%  epoch {r['sampled_epoch_s']:.1f} s vs "
+                  f"{r['epoch_s']:.1f} s: {r['epoch_s'] / r['sampled_epoch_s']:.1f}x")
+    for r in rows:
+        if 'sampled_skipped' in r:
+            print(f"  {r['model']:9s} {r['size']:3s} not sampled: {r['sampled_skipped']}")
+    png = result.with_suffix('.png')
+    plot(rows, png)
+    print(f'\nwrote {result} and {png}')
 
 
 if __name__ == '__main__':

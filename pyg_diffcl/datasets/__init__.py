@@ -3,6 +3,7 @@ from .files import atomic_write, file_lock
 from .io import read_interactions, read_features, find_data_files, InteractionTable, DataFiles
 from .mmrec import MMRecDataset, EMBEDDED_DATASETS, resolve_data_dir
 from .sampler import BPRSampler, UserSampler
+from .neighbor import NeighborBPRSampler, SubgraphBatch
 from .synthetic import powerlaw_interactions
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     'resolve_data_dir',
     'BPRSampler',
     'UserSampler',
+    'NeighborBPRSampler',
+    'SubgraphBatch',
     'powerlaw_interactions',
     'atomic_write',
     'file_lock',

@@ -135,6 +135,14 @@ class Recommender(torch.nn.Module):
         :class:`~pyg_diffcl.datasets.BPRSampler`)."""
         return BPRSampler(edge_index, self.num_items, batch_size, seed)
 
+    def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
+                              seed: int, scaling: str = 'degree', backend: str = 'auto') -> Any:
+        """The batches of training on sampled subgraphs (``train.loader=neighbor``): a
+        :class:`~pyg_diffcl.datasets.NeighborBPRSampler`, whose :class:`~pyg_diffcl.datasets.SubgraphBatch`
+        batches :meth:`loss` then receives. Models that train only on the whole graph raise
+        :class:`NotImplementedError` (the default)."""
+        raise NotImplementedError(f'{self.__class__.__name__} trains on the whole graph only')
+
     def scorer(self, adj: Union[Adj, BipartiteAdj]) -> Callable[[Tensor], Tensor]:
         """A ``users -> [len(users), num_items]`` score function, the model's embeddings computed once."""
         emb = self.get_embedding(adj)

@@ -3,10 +3,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+
 from torch import Tensor
 from torch_geometric.typing import Adj
 
 from ..checks import Validated, check_non_negative, check_positive
+from ..datasets.neighbor import NeighborBPRSampler, SubgraphBatch
+from ..datasets.sampler import BPRBatch
 from ..nn import LightGCNPropagation
 from ..ops import BipartiteAdj
 from .mf import MF
@@ -47,6 +50,11 @@ class LightGCN(MF):
     (:class:`MF`'s loss on the propagated embeddings). The propagation is
     :class:`~pyg_diffcl.nn.LightGCNPropagation` (the layers shared by every model).
 
+    It also trains on sampled subgraphs (:meth:`make_neighbor_sampler`, ``train.loader=neighbor``): each
+    batch propagates the layer-0 embeddings of its subgraph's nodes over the subgraph (the whole graph's
+    normalisation, :class:`~pyg_diffcl.datasets.NeighborBPRSampler`) and takes the BPR loss at the batch's
+    users and items, so a step costs what the subgraph costs, not what the graph costs.
+
     Args:
         num_users (int): The number of users.
         num_items (int): The number of items.
@@ -73,6 +81,31 @@ class LightGCN(MF):
 
     def get_embedding(self, adj: Union[Adj, BipartiteAdj]) -> Tuple[Tensor, Tensor]:
         return self.propagation(self.prepare_adj(adj), self.user_emb.weight, self.item_emb.weight)
+
+    def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
+                              seed: int, scaling: str = 'degree', backend: str = 'auto') -> NeighborBPRSampler:
+        """Batches on sampled subgraphs, one hop per layer: :obj:`num_neighbors` needs :math:`K` entries
+        (:obj:`None`: 10 per layer)."""
+        if self.num_layers < 1:
+            raise ValueError('num_neighbors: a LightGCN without layers has no neighbourhood to sample')
+        num_neighbors = [10] * self.num_layers if num_neighbors is None else list(num_neighbors)
+        if len(num_neighbors) != self.num_layers:
+            raise ValueError(f'num_neighbors: one fan-out per layer ({self.num_layers}), got {num_neighbors}')
+        return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,
+                                  scaling, backend)
+
+    def loss(self, adj: Optional[Union[Adj, BipartiteAdj]], batch: Union[BPRBatch, SubgraphBatch]) -> Tensor:
+        """BPR on the propagated embeddings, over the whole graph :obj:`adj` for a
+        :class:`~pyg_diffcl.datasets.sampler.BPRBatch`, over the batch's own subgraph for a
+        :class:`~pyg_diffcl.datasets.SubgraphBatch` (:obj:`adj` unused); the L2 term acts on the layer-0
+        embeddings of the batch's users and items."""
+        if not isinstance(batch, SubgraphBatch):
+            return super().loss(adj, batch)
+        user_out, item_out = self.propagation(batch.adj, self.user_emb(batch.user_id), self.item_emb(batch.item_id))
+        u, i, j = user_out[batch.user], item_out[batch.pos_item], item_out[batch.neg_item]
+        reg = (self.user_emb(batch.user_id[batch.user]), self.item_emb(batch.item_id[batch.pos_item]),
+               self.item_emb(batch.item_id[batch.neg_item]))
+        return self.criterion((u * i).sum(-1), (u * j).sum(-1), reg)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '

@@ -2,7 +2,7 @@ r"""Low-level sparse operations shared by the data sets and the layers: normalis
 bipartite adjacency, and the sparse-times-dense product with its backend dispatch (in one place)."""
 from .norm import bipartite_gcn_norm
 from .adj import (Adjacency, AdjacencyCache, BipartiteAdj, available_backends, bipartite_coo, graph_adjacency,
-                  normalize_sparse_adj, resolve_backend, BACKENDS, user_item_edge_type)
+                  normalize_sparse_adj, resolve_backend, BACKENDS, SubgraphAdj, user_item_edge_type)
 from .spmm import spmm
 from .knn import knn_graph
 from .edge_pruning import degree_sensitive_edge_pruning
@@ -22,6 +22,7 @@ __all__ = [
     'Adjacency',
     'AdjacencyCache',
     'BipartiteAdj',
+    'SubgraphAdj',
     'bipartite_coo',
     'graph_adjacency',
     'normalize_sparse_adj',

@@ -362,6 +362,50 @@ def bipartite_coo(adj: Any) -> Tuple[Tensor, Optional[Tensor], Tuple[Optional[in
                     f'BipartiteAdj, got {type(adj).__name__}')
 
 
+class SubgraphAdj:
+    r"""The two directions of a sampled user-item subgraph, each its own matrix: :attr:`item_to_user`
+    (:math:`|\mathcal{U}_s| \times |\mathcal{I}_s|`, the edges sampled into users) and :attr:`user_to_item`
+    (:math:`|\mathcal{I}_s| \times |\mathcal{U}_s|`, the edges sampled into items). A neighbour sampler
+    draws the two independently, so, unlike :class:`BipartiteAdj`, one is not the transpose of the other;
+    :class:`~pyg_diffcl.nn.LightGCNPropagation` then records every layer on the autograd tape (its fused
+    backward needs a symmetric map).
+
+    The values are the caller's: :class:`~pyg_diffcl.datasets.NeighborBPRSampler` gives every sampled edge
+    the weight of the whole graph's normalisation, :math:`1/\sqrt{d_u d_i}` with the full degrees.
+
+    Args:
+        item_to_user (Tuple[Tensor, Tensor]): ``[2, E_u]`` (local user, local item) pairs and ``[E_u]`` values.
+        user_to_item (Tuple[Tensor, Tensor]): ``[2, E_i]`` (local item, local user) pairs and ``[E_i]`` values.
+        num_users (int): :math:`|\mathcal{U}_s|`, the subgraph's users.
+        num_items (int): :math:`|\mathcal{I}_s|`, the subgraph's items.
+        backend (str): The sparse backend (:data:`BACKENDS` or ``'auto'``). (default: :obj:`'auto'`)
+    """
+    symmetric = False
+
+    def __init__(self, item_to_user: Tuple[Tensor, Tensor], user_to_item: Tuple[Tensor, Tensor],
+                 num_users: int, num_items: int, backend: str = 'auto') -> None:
+        self.num_users, self.num_items = int(num_users), int(num_items)
+        self.item_to_user = Adjacency(item_to_user[0], item_to_user[1], (self.num_users, self.num_items), backend)
+        self.user_to_item = Adjacency(user_to_item[0], user_to_item[1], (self.num_items, self.num_users),
+                                      self.item_to_user.backend)
+
+    @property
+    def backend(self) -> str:
+        return self.item_to_user.backend
+
+    def to(self, device: torch.device | str) -> 'SubgraphAdj':
+        if self.item_to_user.index.device == torch.device(device):
+            return self
+        out = SubgraphAdj.__new__(SubgraphAdj)
+        out.num_users, out.num_items = self.num_users, self.num_items
+        out.item_to_user, out.user_to_item = self.item_to_user.to(device), self.user_to_item.to(device)
+        return out
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(users={self.num_users}, items={self.num_items}, '
+                f'nnz=({self.item_to_user.nnz}, {self.user_to_item.nnz}), backend={self.backend!r})')
+
+
 def user_item_edge_type(data: Any, edge_type: Optional[Tuple[str, str, str]] = None) -> Tuple[str, str, str]:
     r"""The user-item edge type of a :class:`~torch_geometric.data.HeteroData` graph.
 
@@ -482,6 +526,8 @@ class AdjacencyCache:
     def __call__(self, adj: Any, *sizes: Optional[int], edge_weight: Optional[Tensor] = None) -> Any:
         if self.bipartite and isinstance(adj, BipartiteAdj):
             return BipartiteAdj.from_adj(adj, *sizes)
+        if self.bipartite and isinstance(adj, SubgraphAdj):
+            return adj
         if not self.bipartite and isinstance(adj, Adjacency):
             return adj
         key = (_versions(adj), sizes, None if edge_weight is None else edge_weight._version)

@@ -92,6 +92,16 @@ class TrainConfig(Validated):
     #: of batch size N x batch_size) or ``examples`` (each rank takes 1/N of every batch: a single process's
     #: steps exactly). See :class:`~pyg_diffcl.training.distributed.ShardedSampler`.
     ddp_split: str = 'batches'
+    #: ``full``: every step propagates the whole graph. ``neighbor``: each batch propagates over its own sampled
+    #: subgraph (PyG's ``LinkNeighborLoader``; :class:`~pyg_diffcl.datasets.NeighborBPRSampler`), for models
+    #: that support it (LightGCN); the others refuse it.
+    loader: str = 'full'
+    #: The fan-out per layer of ``loader: neighbor``, in PyG's convention (``-1``: every neighbour); ``null``:
+    #: 10 per layer.
+    num_neighbors: Optional[List[int]] = None
+    #: The weights of sampled edges: ``degree`` (the whole graph's normalisation times :math:`d_v / s_v`, an
+    #: unbiased estimate of each layer's full sum) or ``none`` (the whole graph's normalisation alone).
+    neighbor_scaling: str = 'degree'
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
@@ -113,6 +123,14 @@ class TrainConfig(Validated):
             raise ValueError(f'seed: must be in 0..2^63-1, got {self.seed}')
         if self.device.split(':')[0] not in ('cpu', 'cuda'):
             raise ValueError(f"device: expected cpu or cuda, got {self.device!r}")
+        if self.loader not in ('full', 'neighbor'):
+            raise ValueError(f"loader: expected full or neighbor, got {self.loader!r}")
+        if self.num_neighbors is not None and (not self.num_neighbors
+                                               or any(n == 0 or n < -1 for n in self.num_neighbors)):
+            raise ValueError(f'num_neighbors: expected one fan-out per layer, each positive or -1 (all), got '
+                             f'{self.num_neighbors}')
+        if self.neighbor_scaling not in ('none', 'degree'):
+            raise ValueError(f"neighbor_scaling: expected none or degree, got {self.neighbor_scaling!r}")
         from ..ops import BACKENDS
         if self.backend not in ('auto',) + BACKENDS:
             raise ValueError(f"backend: expected auto or one of {', '.join(BACKENDS)}, got {self.backend!r}")
@@ -345,6 +363,15 @@ def check_config(cfg: RunConfig) -> None:
             validate()
         except ValueError as e:
             raise ConfigError(f'{section}.{e}') from None
+    if cfg.train.loader == 'neighbor':
+        from ..models import Recommender
+        if MODELS[cfg.model_name].make_neighbor_sampler is Recommender.make_neighbor_sampler:
+            able = sorted(n for n, c in MODELS.items() if c.make_neighbor_sampler is not Recommender.make_neighbor_sampler)
+            raise ConfigError(f'train.loader=neighbor: model {cfg.model_name} trains on the whole graph only '
+                              f'(sampled subgraphs: {", ".join(able)}); use train.loader=full')
+        if cfg.train.ddp_split == 'examples':
+            raise ConfigError('train.loader=neighbor with train.ddp_split=examples: a sampled batch is one '
+                              'subgraph and is not split; use ddp_split=batches')
 
 
 def from_dict(raw: Dict[str, Any]) -> RunConfig:

@@ -487,7 +487,14 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
             atomic_write(out / 'config.yaml', lambda f: f.write(text))
 
     train_ei = ds[0][EDGE_TYPE].edge_index
-    sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed)
+    if config.train.loader == 'neighbor':
+        try:
+            sampler = model.make_neighbor_sampler(train_ei, config.train.num_neighbors, config.train.batch_size,
+                                                  config.train.seed, config.train.neighbor_scaling, prep.adj.backend)
+        except ValueError as e:
+            raise ConfigError(f'train.{e}') from None
+    else:
+        sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed)
     valid_eval = prep.evaluator('valid')
     if valid_eval.num_eval_users == 0:
         raise DataError('the validation split is empty: it is needed to select the epoch', ds.files.inter)

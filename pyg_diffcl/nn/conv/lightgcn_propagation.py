@@ -41,7 +41,8 @@ class LightGCNPropagation(torch.nn.Module):
     The adjacency :math:`\mathbf{R}` (users x items) may be given in any of PyG's forms: an ``edge_index``
     ``[2, E]`` of (user, item) pairs, an :class:`~torch_geometric.EdgeIndex` with ``sparse_size=(U, I)``, a
     ``SparseTensor`` or ``torch.sparse`` matrix of shape ``(U, I)`` (values as weights), or a prepared
-    :class:`~pyg_diffcl.ops.BipartiteAdj`. Raw inputs are normalised as above (weighted degrees for weighted
+    :class:`~pyg_diffcl.ops.BipartiteAdj`, or a sampled subgraph's :class:`~pyg_diffcl.ops.SubgraphAdj`
+    (its two directions sampled apart, so always on the autograd tape). Raw inputs are normalised as above (weighted degrees for weighted
     ones) and prepared once: the layer keeps the prepared adjacency of the last input it saw
     (:class:`~pyg_diffcl.ops.AdjacencyCache`) and reuses it while the same, unmodified object comes back.
 
@@ -89,8 +90,8 @@ class LightGCNPropagation(torch.nn.Module):
         adj = self.adj_cache(adj, x_user.size(0), x_item.size(0))
         if perturb is not None:
             return self._perturbed(adj, x_user, x_item, perturb)
-        if self.fused and self.num_layers > 0 and torch.is_grad_enabled() and (x_user.requires_grad
-                                                                              or x_item.requires_grad):
+        if (self.fused and self.num_layers > 0 and getattr(adj, 'symmetric', True) and torch.is_grad_enabled()
+                and (x_user.requires_grad or x_item.requires_grad)):
             return _FusedPropagation.apply(x_user, x_item, self, adj)
         return self._propagate(adj, x_user, x_item, inplace=not torch.is_grad_enabled())
 

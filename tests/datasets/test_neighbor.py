@@ -1,0 +1,185 @@
+"""Training batches on sampled subgraphs (PyG's LinkNeighborLoader): exact at full fan-out against a dense
+LightGCN, the whole graph's normalisation on sampled edges, the degree scaling on a hand-worked star, and
+batches that depend on (seed, epoch, batch) alone."""
+import errno
+import os
+
+import pytest
+import torch
+from torch_geometric.data import HeteroData
+
+from pyg_diffcl.datasets import NeighborBPRSampler, SubgraphBatch
+from pyg_diffcl.datasets.sampler import BPRBatch
+from pyg_diffcl.models import LightGCN
+from pyg_diffcl.ops import BipartiteAdj
+
+from tests.helpers import run_cli, write_dataset
+
+
+def random_graph(num_users=20, num_items=15, per_user=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pairs = {(u, int(i)) for u in range(num_users) for i in torch.randperm(num_items, generator=gen)[:per_user]}
+    return torch.tensor(sorted(pairs)).t()
+
+
+def dense_lightgcn(edge_index, num_users, num_items, x_user, x_item, layers):
+    """mean_k A^k E0 with A the symmetric normalised bipartite adjacency, densely."""
+    n = num_users + num_items
+    a = torch.zeros(n, n, dtype=torch.float64)
+    a[edge_index[0], num_users + edge_index[1]] = 1.0
+    a = a + a.t()
+    d = a.sum(1).clamp(min=1).rsqrt()
+    a = d[:, None] * a * d[None, :]
+    h = torch.cat([x_user, x_item]).double()
+    out = h.clone()
+    for _ in range(layers):
+        h = a @ h
+        out = out + h
+    out = out / (layers + 1)
+    return out[:num_users].float(), out[num_users:].float()
+
+
+@pytest.mark.parametrize('scaling', ['degree', 'none'])
+def test_full_fan_out_is_the_whole_graph_at_the_seeds(scaling):
+    ei = random_graph()
+    model = LightGCN(20, 15, embedding_dim=6, num_layers=3, reg_weight=1e-2)
+    sampler = model.make_neighbor_sampler(ei, [-1, -1, -1], batch_size=7, seed=3, scaling=scaling)
+    ref_user, ref_item = dense_lightgcn(ei, 20, 15, model.user_emb.weight.detach(), model.item_emb.weight.detach(), 3)
+    full = BipartiteAdj(ei, 20, 15)
+    for batch in sampler.epoch(0):
+        assert isinstance(batch, SubgraphBatch) and batch.user.numel() <= 7
+        sub_user, sub_item = model.propagation(batch.adj, model.user_emb(batch.user_id),
+                                               model.item_emb(batch.item_id))
+        users, pos, neg = batch.user_id[batch.user], batch.item_id[batch.pos_item], batch.item_id[batch.neg_item]
+        torch.testing.assert_close(sub_user[batch.user], ref_user[users], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(sub_item[batch.pos_item], ref_item[pos], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(sub_item[batch.neg_item], ref_item[neg], atol=1e-5, rtol=1e-5)
+        # the loss, and its gradient, are the whole graph's on the same triples
+        model.zero_grad()
+        model.loss(None, batch).backward()
+        sampled = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        model.loss(full, BPRBatch(users, pos, neg)).backward()
+        for g_sub, p in zip(sampled, model.parameters()):
+            torch.testing.assert_close(g_sub, p.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_sampled_edges_keep_the_whole_graph_normalisation():
+    ei = random_graph(num_users=40, num_items=30, per_user=8, seed=1)
+    sampler = NeighborBPRSampler(ei, 40, 30, [2, 2], batch_size=5, seed=0, scaling='none')
+    du = torch.bincount(ei[0], minlength=40).float()
+    di = torch.bincount(ei[1], minlength=30).float()
+    train = set(map(tuple, ei.t().tolist()))
+    batch = sampler.batch(0, 1)
+    for adj, user_row in ((batch.adj.item_to_user, True), (batch.adj.user_to_item, False)):
+        dst, src = adj.index
+        users = batch.user_id[dst] if user_row else batch.user_id[src]
+        items = batch.item_id[src] if user_row else batch.item_id[dst]
+        assert all((u, i) in train for u, i in zip(users.tolist(), items.tolist()))
+        torch.testing.assert_close(adj.weight, (du[users] * di[items]).rsqrt())
+    # fan-out 2: no node receives more than two sampled edges per hop, two hops
+    assert int(torch.bincount(batch.adj.user_to_item.index[0]).max()) <= 4
+
+
+def test_degree_scaling_on_a_star():
+    """One user with four items of degree 1: each edge weighs 1/sqrt(4 * 1) = 0.5. Sampling two of the four,
+    the user's layer sum of ones is 2 x 0.5 = 1.0 unscaled and 4/2 x 1.0 = 2.0 scaled, the full sum."""
+    ei = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3]])
+    for scaling, want in (('none', 1.0), ('degree', 2.0)):
+        batch = NeighborBPRSampler(ei, 1, 4, [2], batch_size=1, seed=0, scaling=scaling).batch(0, 0)
+        into_users = batch.adj.item_to_user
+        assert into_users.nnz == 2
+        ones = torch.ones(batch.item_id.numel(), 1)
+        assert into_users.matmul(ones).flatten().tolist() == [pytest.approx(want)]
+
+
+def test_a_batch_depends_on_seed_epoch_and_batch_only():
+    ei = random_graph(num_users=60, num_items=40, per_user=6, seed=2)
+    a = NeighborBPRSampler(ei, 60, 40, [3, 3], batch_size=16, seed=7)
+    b = NeighborBPRSampler(ei, 60, 40, [3, 3], batch_size=16, seed=7)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    whole = list(a.epoch(2))
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
+    tail = list(b.epoch(2, start_batch=3))
+    assert len(whole) == len(a) == 23 and len(tail) == len(whole) - 3
+    for x, y in zip(whole[3:], tail):
+        for f in ('user', 'pos_item', 'neg_item', 'user_id', 'item_id'):
+            assert torch.equal(getattr(x, f), getattr(y, f))
+        assert torch.equal(x.adj.item_to_user.index, y.adj.item_to_user.index)
+    other = NeighborBPRSampler(ei, 60, 40, [3, 3], batch_size=16, seed=8).batch(2, 0)
+    assert not torch.equal(other.user_id, whole[0].user_id) or not torch.equal(other.item_id, whole[0].item_id)
+    # every training interaction is a positive pair exactly once per epoch
+    pos = torch.cat([torch.stack([x.user_id[x.user], x.item_id[x.pos_item]]) for x in whole], 1)
+    assert sorted(map(tuple, pos.t().tolist())) == sorted(map(tuple, ei.t().tolist()))
+
+
+def test_any_node_and_edge_names_and_bad_arguments():
+    ei = random_graph()
+    data = HeteroData()
+    data['customer'].num_nodes, data['product'].num_nodes = 20, 15
+    data['customer', 'buys', 'product'].edge_index = ei
+    sampler = NeighborBPRSampler.from_data(data, [5], batch_size=8)
+    assert sampler.num_users == 20 and sampler.num_items == 15 and len(sampler) == -(-ei.size(1) // 8)
+    for kwargs, match in (({'num_neighbors': []}, 'num_neighbors'), ({'num_neighbors': [0]}, 'num_neighbors'),
+                          ({'batch_size': 0}, 'batch_size'), ({'scaling': 'inverse'}, 'scaling')):
+        args = {'num_neighbors': [5], **kwargs}
+        with pytest.raises(ValueError, match=match):
+            NeighborBPRSampler(ei, 20, 15, **args)
+    model = LightGCN(20, 15, num_layers=2)
+    with pytest.raises(ValueError, match=r'num_neighbors: one fan-out per layer \(2\)'):
+        model.make_neighbor_sampler(ei, [5], 8, 0)
+    assert model.make_neighbor_sampler(ei, None, 8, 0).num_neighbors == [10, 10]
+    with pytest.raises(ValueError, match='b: expected a batch'):
+        sampler.batch(0, len(sampler))
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp('neighbor') / 'mm', num_users=40, num_items=30, modalities={})
+
+
+def test_cli_trains_sampled_and_refuses_what_cannot(data, tmp_path):
+    common = ['--data', str(data), '--set', 'model.embedding_dim=8', '--set', 'model.num_layers=2',
+              '--set', 'train.batch_size=32', '--set', 'train.loader=neighbor', '--epochs', '2', '--quiet']
+    res = run_cli('train', '--model', 'lightgcn', *common, '--set', 'train.num_neighbors=[3,3]',
+                  '--out', str(tmp_path / 'ok'))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / 'ok' / 'metrics.json').is_file()
+    for args, text in ((['--model', 'diffcl'], 'train.loader=neighbor: model diffcl trains on the whole graph only'),
+                       (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3]'],
+                        'train.num_neighbors: one fan-out per layer (2)'),
+                       (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3,0]'], 'train.num_neighbors')):
+        res = run_cli('train', *args, *common, '--out', str(tmp_path / 'no'))
+        lines = [l for l in res.stderr.strip().splitlines() if l.startswith('pyg-diffcl: error')]
+        assert res.returncode == 2 and len(lines) == 1 and text in lines[0], res.stderr
+
+
+def test_sampled_training_resumes_bit_for_bit(data, tmp_path, monkeypatch):
+    from pyg_diffcl.training import run as run_module
+    from pyg_diffcl.training.config import parse_set, resolve_config
+    from pyg_diffcl.training.lock import RunWriteError
+    from pyg_diffcl.training.run import RESUME_CHECKPOINT, resume_run, train_run
+    sets = [f'data.name={data}', 'model.embedding_dim=8', 'model.num_layers=2', 'train.batch_size=32',
+            'train.epochs=3', 'train.loader=neighbor', 'train.num_neighbors=[4,4]', 'train.checkpoint_every=1']
+    config = lambda: resolve_config('lightgcn', [parse_set(sets)])  # noqa: E731
+    out, real, writes = tmp_path / 'run', run_module.atomic_write, {'n': 0}
+
+    def fail_second(path, write):
+        if os.path.basename(path) == RESUME_CHECKPOINT:
+            writes['n'] += 1
+            if writes['n'] == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, write)
+    monkeypatch.setattr(run_module, 'atomic_write', fail_second)
+    with pytest.raises(RunWriteError):
+        train_run(config(), out, quiet=True)
+    monkeypatch.setattr(run_module, 'atomic_write', real)
+    resumed = resume_run(out, quiet=True)
+    reference = train_run(config(), tmp_path / 'ref', quiet=True)
+    assert resumed['test'] == reference['test'] and resumed['best_epoch'] == reference['best_epoch']
+    def losses(run):  # epoch, loss and validation columns (not the timings)
+        import csv
+        with open(run / 'log.csv') as f:
+            return [(r['epoch'], r['loss'], r['valid_recall@20']) for r in csv.DictReader(f)]
+    assert losses(out) == losses(tmp_path / 'ref') and len(losses(out)) == 3
