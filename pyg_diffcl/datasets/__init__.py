@@ -4,7 +4,7 @@ from .io import read_interactions, read_features, find_data_files, InteractionTa
 from .mmrec import MMRecDataset, EMBEDDED_DATASETS, resolve_data_dir
 from .sampler import BPRSampler, UserSampler
 from .neighbor import NeighborBPRSampler, SubgraphBatch
-from .synthetic import powerlaw_interactions
+from .synthetic import planted_interactions, powerlaw_interactions
 
 __all__ = [
     'read_interactions',
@@ -20,6 +20,7 @@ __all__ = [
     'NeighborBPRSampler',
     'SubgraphBatch',
     'powerlaw_interactions',
+    'planted_interactions',
     'atomic_write',
     'file_lock',
 ]

@@ -144,9 +144,18 @@ class EvalConfig(Validated):
     block_size: int = 2048
     #: Also exclude validation items when ranking for the test split.
     mask_valid_for_test: bool = False
+    #: Score only this many validation users, a fixed sample drawn with ``valid_users_seed``, when selecting the
+    #: epoch (``null``: every validation user). The test split always scores every user. ``config.yaml``
+    #: records the sample (its size, seed and the sha256 of its sorted user ids).
+    valid_users: Optional[int] = None
+    valid_users_seed: int = 0
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
+        if self.valid_users is not None and self.valid_users <= 0:
+            raise ValueError(f'valid_users: must be positive (or null: every user), got {self.valid_users}')
+        if not 0 <= self.valid_users_seed < 2**63:
+            raise ValueError(f'valid_users_seed: must be in 0..2^63-1, got {self.valid_users_seed}')
         if self.block_size <= 0:
             raise ValueError(f'block_size: must be positive, got {self.block_size}')
         if not self.ks or any(k <= 0 for k in self.ks):

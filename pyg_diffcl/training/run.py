@@ -103,13 +103,22 @@ def git_commit() -> Optional[str]:
         return None
 
 
-def config_text(config: RunConfig, sha256: Dict[str, str]) -> str:
-    """``config.yaml``: a header of comments (package versions, git commit, sha256 of every data file), then
-    the resolved configuration (which :func:`from_dict` reads back; the comments are ignored)."""
+def config_text(config: RunConfig, sha256: Dict[str, str], valid_sample: Optional[Tensor] = None,
+                valid_total: Optional[int] = None) -> str:
+    """``config.yaml``: a header of comments (package versions, git commit, sha256 of every data file, the
+    validation users' sample when ``eval.valid_users`` draws one), then the resolved configuration (which
+    :func:`from_dict` reads back; the comments are ignored)."""
+    import hashlib
+
     import yaml
     lines = [f'# {k}: {v}' for k, v in versions().items()]
     lines.append(f'# git_commit: {git_commit() or "unknown (not a git checkout)"}')
     lines += [f'# data_sha256 {name}: {digest}' for name, digest in sorted(sha256.items())]
+    if valid_sample is not None:
+        ids = ','.join(str(int(u)) for u in valid_sample)
+        lines.append(f'# valid_users_sample: {valid_sample.numel()} of {valid_total} validation users '
+                     f'(seed {config.eval.valid_users_seed}); sha256 of the sorted ids joined by commas: '
+                     f'{hashlib.sha256(ids.encode()).hexdigest()}; first ids: {ids[:80]}')
     return '\n'.join(lines) + '\n' + yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
@@ -135,6 +144,25 @@ class Prepared:
     def graph(self):
         return self.dataset[0]
 
+    def valid_population(self) -> Tensor:
+        """The sorted users with validation interactions that the evaluation counts."""
+        labels = self.graph[EDGE_TYPE]['valid_edge_label_index']
+        if self.config.data.cold_users == 'drop' and self.cold_users is not None:
+            labels = labels[:, ~self.cold_users[labels[0]]]
+        return torch.unique(labels[0])
+
+    def valid_sample(self) -> Optional[Tensor]:
+        """The sorted validation users that select the epoch when ``eval.valid_users`` is set (a uniform
+        sample without replacement, seeded by ``eval.valid_users_seed``), or :obj:`None`: every user."""
+        size = self.config.eval.valid_users
+        if size is None:
+            return None
+        users = self.valid_population()
+        if size >= users.numel():
+            return None
+        gen = torch.Generator().manual_seed(self.config.eval.valid_users_seed)
+        return users[torch.randperm(users.numel(), generator=gen)[:size]].sort().values
+
     def evaluator(self, split: str) -> FullRankingEvaluator:
         """The evaluator of ``'valid'`` or ``'test'`` (training items excluded; validation items too for
         test when ``eval.mask_valid_for_test``)."""
@@ -145,6 +173,10 @@ class Prepared:
         labels = store[f'{split}_edge_label_index']
         if self.config.data.cold_users == 'drop' and self.cold_users is not None:
             labels = labels[:, ~self.cold_users[labels[0]]]
+        if split == 'valid':
+            sample = self.valid_sample()
+            if sample is not None:
+                labels = labels[:, torch.isin(labels[0], sample)]
         return FullRankingEvaluator(labels, exclude, self.dataset.num_users,
                                     self.dataset.num_items, self.config.eval.ks, self.config.eval.block_size)
 
@@ -482,7 +514,9 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         + (f', {ctx.world_size} processes (DistributedDataParallel)' if ctx.enabled else ''))
     resumable = out / RESUME_CHECKPOINT
     if main:
-        text = config_text(config, sha).encode()
+        sample = prep.valid_sample()
+        total = prep.valid_population().numel()
+        text = config_text(config, sha, sample, total).encode()
         with writing(out / 'config.yaml', resumable, out):
             atomic_write(out / 'config.yaml', lambda f: f.write(text))
 

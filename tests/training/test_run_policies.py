@@ -156,3 +156,35 @@ def test_fused_adam_takes_the_same_steps_as_plain_adam(tmp_path):
     moved = max((a - b).abs().max().item() for a, b in zip(params[0], params[1]))
     assert moved < 1e-4
     assert all(not torch.equal(p, torch.zeros_like(p)) for p in params[1])
+
+
+def test_validation_on_a_seeded_sample_of_users(tmp_path):
+    """eval.valid_users: the epoch is selected on a fixed sample of validation users, recorded in config.yaml;
+    the test split still scores every user."""
+    import hashlib
+
+    from pyg_diffcl.training.config import parse_set, resolve_config
+    from pyg_diffcl.training.run import prepare, train_run
+    from tests.helpers import write_dataset
+    data = write_dataset(tmp_path / 'mm', num_users=40, num_items=30, modalities={})
+
+    def cfg(*extra):
+        sets = [f'data.name={data}', 'model.embedding_dim=4', 'train.epochs=2', *extra]
+        return resolve_config('lightgcn', [parse_set(sets)])
+    everyone = prepare(cfg())
+    valid_users = torch.unique(everyone.graph['user', 'rates', 'item'].valid_edge_label_index[0])
+    assert everyone.valid_sample() is None and everyone.evaluator('valid').num_eval_users == valid_users.numel() == 20
+    a, b, c = (prepare(cfg('eval.valid_users=7', f'eval.valid_users_seed={s}')) for s in (0, 0, 1))
+    sample = a.valid_sample()
+    assert sample.numel() == 7 and torch.equal(sample, b.valid_sample()) and not torch.equal(sample, c.valid_sample())
+    assert bool(torch.isin(sample, valid_users).all()) and torch.equal(sample, sample.sort().values)
+    assert a.evaluator('valid').num_eval_users == 7 and a.evaluator('test').num_eval_users == 40
+    assert prepare(cfg('eval.valid_users=500')).valid_sample() is None  # more than there are: everyone
+    metrics = train_run(cfg('eval.valid_users=7'), tmp_path / 'run', quiet=True)
+    digest = hashlib.sha256(','.join(str(int(u)) for u in sample).encode()).hexdigest()
+    header = (tmp_path / 'run' / 'config.yaml').read_text()
+    assert f'# valid_users_sample: 7 of 20 validation users (seed 0); sha256' in header and digest in header
+    assert metrics['test']['recall@20'] >= 0
+    from pyg_diffcl.errors import ConfigError
+    with pytest.raises(ConfigError, match='eval.valid_users: must be positive'):
+        cfg('eval.valid_users=0')
