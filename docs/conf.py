@@ -28,6 +28,8 @@ if os.environ.get('PYG_DIFFCL_DOCS_MATHJAX'):
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
 exclude_patterns = ['_build', '_generated', 'design']
 myst_heading_anchors = 3
+# $...$ and $$...$$ are math in the Markdown pages, as {math} roles are.
+myst_enable_extensions = ['dollarmath']
 # Cross-references to headings inside results logs are not all resolvable as anchors.
 suppress_warnings = ['myst.xref_missing']
 
@@ -37,10 +39,16 @@ autodoc_default_options = {'members': True, 'show-inheritance': False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+# Classes document their own methods: not PyG's generic MessagePassing text for message(), forward(), ...
+autodoc_inherit_docstrings = False
+# Signatures show defaults as written (print, not <built-in function print>).
+autodoc_preserve_defaults = True
 
 html_theme = 'furo'
 html_title = f'pyg_diffcl {release}'
-html_static_path = []
+html_static_path = ['_static']
+# Wide display equations scroll sideways instead of being cut off at the page's edge.
+html_css_files = ['custom.css']
 
 
 def _cli_reference(app):
@@ -60,5 +68,13 @@ def _cli_reference(app):
     (out / 'cli.inc').write_text('\n'.join(lines) + '\n')
 
 
+def _plain_attribute_docstrings():
+    """Napoleon reads an attribute's first docstring line as ``type: description`` and splits it at the first
+    colon. Our ``#:`` comments are prose and autodoc shows the annotation already: keep them as written."""
+    from sphinx.ext.napoleon.docstring import GoogleDocstring
+    GoogleDocstring._parse_attribute_docstring = lambda self: self._consume_to_end()
+
+
 def setup(app):
     app.connect('builder-inited', _cli_reference)
+    _plain_attribute_docstrings()

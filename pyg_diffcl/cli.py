@@ -68,22 +68,22 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     e = sub.add_parser('evaluate', help="evaluate a run's selected checkpoint; prints JSON")
-    e.add_argument('run_dir')
-    e.add_argument('--split', choices=['valid', 'test'], default='test')
+    e.add_argument('run_dir', help='a finished run directory (config.yaml and best.pt)')
+    e.add_argument('--split', choices=['valid', 'test'], default='test', help='the split to score (default: test)')
     e.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     r = sub.add_parser('recommend', help='write the top-K items of every user')
-    r.add_argument('run_dir')
-    r.add_argument('--k', type=int, default=20)
+    r.add_argument('run_dir', help='a finished run directory (config.yaml and best.pt)')
+    r.add_argument('--k', type=int, default=20, help='items per user (default: 20)')
     r.add_argument('--out', required=True, help='output TSV (userID, itemID, rank)')
     r.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     pr = sub.add_parser('prepare', help="turn a raw interaction log into a data set directory (MMRec's layout)")
     pr.add_argument('raw', help='the log: .csv, .tsv or .parquet, one row per interaction')
-    pr.add_argument('--user-col', required=True)
-    pr.add_argument('--item-col', required=True)
-    pr.add_argument('--time-col', default=None)
-    pr.add_argument('--rating-col', default=None)
+    pr.add_argument('--user-col', required=True, help='the column of user ids')
+    pr.add_argument('--item-col', required=True, help='the column of item ids')
+    pr.add_argument('--time-col', default=None, help='the column of timestamps (needed by the time splits)')
+    pr.add_argument('--rating-col', default=None, help='the column of ratings (for --min-rating)')
     pr.add_argument('--min-rating', type=float, default=None, help='keep rows with rating >= R')
     pr.add_argument('--features', action='append', default=[], metavar='NAME=FILE',
                     help='item features: a table with an item id column, or FEATS.npy:IDS.txt (repeatable)')
@@ -91,12 +91,13 @@ def _build_parser() -> argparse.ArgumentParser:
                                                            '(default: --item-col)')
     pr.add_argument('--fill', choices=['mean', 'zero'], default='mean',
                     help='features of items without a row (default: the mean row)')
-    pr.add_argument('--split', choices=['random', 'chronological', 'global-time'], default='random')
+    pr.add_argument('--split', choices=['random', 'chronological', 'global-time'], default='random',
+                    help='random per user, each user\'s latest last, or one global time cut (default: random)')
     pr.add_argument('--ratios', default='8,1,1', help='train,valid,test (default: 8,1,1)')
-    pr.add_argument('--seed', type=int, default=0)
+    pr.add_argument('--seed', type=int, default=0, help='seed of the random split (default: 0)')
     pr.add_argument('--k-core', type=int, default=0, help='drop users and items with fewer interactions')
-    pr.add_argument('--out', required=True)
-    pr.add_argument('--overwrite', action='store_true')
+    pr.add_argument('--out', required=True, help='the data set directory to write')
+    pr.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     pr.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
     rp = sub.add_parser('reproduce', help="rerun a results table (README or docs) and compare with the stated figures")

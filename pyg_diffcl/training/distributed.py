@@ -114,7 +114,7 @@ class ShardedSampler:
     (they depend only on the seed and the epoch); this rank takes:
 
     * ``'batches'`` (the default; how DDP scales out): the batches :math:`b` with
-      :math:`b mod N = 	ext{rank}`. The :math:`N` ranks step together, so an epoch has :math:`N` times
+      :math:`b \bmod N = \text{rank}`. The :math:`N` ranks step together, so an epoch has :math:`N` times
       fewer steps, each on :math:`N` batches at once: the same computation as one process with batch size
       :math:`N B`. When the number of batches is not a multiple of :math:`N`, the last few are left out of
       that epoch (the next epoch reshuffles), so that every rank takes the same number of steps.
