@@ -16,6 +16,7 @@ from torch_geometric.transforms import ToUndirected
 
 from ..errors import DataError
 from ..ops.item_graph import item_knn_graph
+from ..ops.ann import effective_method
 from ..ops.knn import KNN_VERSION
 from .files import atomic_write, file_lock
 from .io import SPLITS, find_data_files, read_features, read_interactions, sha256_file
@@ -210,24 +211,30 @@ class MMRecDataset(InMemoryDataset):
         item = self[0]['item']
         return {m: item[modality_key(m)] for m in self.modalities}
 
+    #: The neighbour search of :meth:`item_graph` (``'auto'``, ``'exact'`` or ``'faiss'``; see
+    #: :func:`~pyg_diffcl.ops.knn_graph`). A run sets it from ``data.knn_method``.
+    knn_method: str = 'auto'
+
     def item_graph(self, modality: str, k: int = 10, loop: bool = True) -> Tuple[Tensor, Tensor]:
         r"""The normalised top-:obj:`k` cosine item-item graph of one modality
         (:func:`~pyg_diffcl.ops.item_knn_graph`), computed once and cached in the processed directory under a
         name holding :obj:`k`, :obj:`loop`, a hash of the feature values and the version of the KNN algorithm
         (:data:`pyg_diffcl.ops.knn.KNN_VERSION`), so that changed features or a changed tie rule never get a
-        stale graph."""
+        stale graph. An approximate graph (:attr:`knn_method`) is cached under its own name."""
         if modality not in self.modalities:
             raise DataError(f"no modality {modality!r} loaded (loaded: {', '.join(self.modalities) or 'none'})",
                             self.data_dir)
         x = self.features()[modality]
         digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()[:16]
+        method = effective_method(self.knn_method, x.size(0))
+        tag = '' if method == 'exact' else f'_{method}'
         path = (Path(self.processed_dir)
-                / f'item_knn_v{KNN_VERSION}_{modality}_k{k}_loop{int(loop)}_{digest}.pt')
+                / f'item_knn_v{KNN_VERSION}_{modality}_k{k}_loop{int(loop)}_{digest}{tag}.pt')
         with file_lock(path.with_suffix('.lock')):  # concurrent runs compute it once
             if path.is_file():
                 cached = torch.load(path, weights_only=True)
                 return cached['edge_index'], cached['edge_weight']
-            edge_index, edge_weight = item_knn_graph(x, k, loop)
+            edge_index, edge_weight = item_knn_graph(x, k, loop, method=method)
             atomic_write(path, lambda f: torch.save({'edge_index': edge_index, 'edge_weight': edge_weight}, f))
         return edge_index, edge_weight
 

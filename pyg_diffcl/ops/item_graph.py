@@ -10,8 +10,8 @@ from .knn import knn_graph
 from .norm import inv_sqrt_degree
 
 
-def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | None = None
-                   ) -> Tuple[Tensor, Tensor]:
+def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | None = None,
+                   method: str = 'auto') -> Tuple[Tensor, Tensor]:
     r"""The normalised top-:math:`K` cosine item-item graph of one modality's raw features:
 
     .. math::
@@ -23,14 +23,16 @@ def item_knn_graph(x: Tensor, k: int = 10, loop: bool = True, chunk_size: int | 
     (Eq. 18-21). The top-:math:`K` of row :math:`i` includes :math:`i` itself when :obj:`loop` (the
     convention of FREEDOM and MENTOR, whose full-row top-:math:`K` always contains the diagonal); the graph
     is directed (not symmetrised) and binarised, so every row has :math:`K` entries and
-    :math:`\hat{S}_{ij} = 1/K`. Ties are broken by the smaller item index (:func:`knn_graph`).
+    :math:`\hat{S}_{ij} = 1/K`. Ties are broken by the smaller item index (:func:`knn_graph`). The
+    neighbours are exact, or approximate from :data:`~pyg_diffcl.ops.ann.APPROX_MIN_NODES` items on when
+    faiss is installed (:obj:`method`, as :func:`knn_graph`'s: ``'auto'``, ``'exact'`` or ``'faiss'``).
 
     Returns:
         ``(edge_index, edge_weight)``: ``edge_index[0]`` the row (centre) item :math:`i`, ``edge_index[1]``
         the neighbour :math:`j`, i.e. the (destination, source) layout of :class:`~pyg_diffcl.ops.Adjacency`.
     """
     n = x.size(0)
-    ei = knn_graph(x.float(), k, loop=loop, cosine=True, chunk_size=chunk_size)
+    ei = knn_graph(x.float(), k, loop=loop, cosine=True, chunk_size=chunk_size, method=method)
     centre, nbr = ei[1], ei[0]
     inv = inv_sqrt_degree(centre, n)
     return torch.stack([centre, nbr]), inv[centre] * inv[nbr]

@@ -12,6 +12,9 @@ import torch_geometric.typing as pyg_typing
 #: within float32 rounding resolved by float64 re-scoring.
 KNN_VERSION = 2
 
+#: The search methods of :func:`knn_graph`.
+KNN_METHODS = ('exact', 'faiss', 'auto')
+
 #: Default memory budget of one chunk of the similarity matrix, in bytes.
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
@@ -104,6 +107,7 @@ def knn_graph(
     batch_size: Optional[int] = None,
     chunk_size: Optional[int] = None,
     use_pyg: bool = True,
+    method: str = 'exact',
 ) -> Tensor:
     r"""The :math:`k`-nearest-neighbour graph of the rows of :obj:`x`, with PyG's signature and
     ``edge_index`` convention.
@@ -141,6 +145,10 @@ def knn_graph(
         batch_size (int, optional): Number of examples, passed to PyG's implementation. (default: :obj:`None`)
         chunk_size (int, optional): Centres per chunk in our implementation. (default: :obj:`None`)
         use_pyg (bool, optional): Call PyG's implementation when pyg-lib is present. (default: :obj:`True`)
+        method (str, optional): ``'exact'`` (the search above), ``'faiss'`` (approximate, an inverted-file
+            index on faiss: :func:`~pyg_diffcl.ops.ann.faiss_knn`; needs the ``faiss`` extra) or ``'auto'``
+            (faiss for examples of at least :data:`~pyg_diffcl.ops.ann.APPROX_MIN_NODES` nodes when faiss is
+            installed, exact otherwise). (default: :obj:`'exact'`)
 
     :rtype: :class:`torch.Tensor` ``[2, E]``
     """
@@ -150,7 +158,16 @@ def knn_graph(
         raise ValueError(f'k must be a non-negative integer, got {k!r}')
     if x.dim() != 2:
         raise ValueError(f'x must be 2-D [N, F], got shape {tuple(x.shape)}')
-    if use_pyg and pyg_typing.WITH_KNN:  # pragma: no cover - pyg-lib is not installable here
+    if method not in KNN_METHODS:
+        raise ValueError(f'method: expected one of {KNN_METHODS}, got {method!r}')
+    if method == 'faiss':
+        from .ann import faiss_available
+        if not faiss_available():
+            raise ValueError("method: 'faiss' needs the faiss package (pip install pyg-diffcl[faiss], or "
+                             "faiss-cpu); use method='exact'")
+    if method != 'exact' and x.device.type != 'cpu':
+        raise ValueError(f"method: {method!r} runs on CPU tensors (faiss-cpu); got {x.device}; use 'exact'")
+    if method == 'exact' and use_pyg and pyg_typing.WITH_KNN:  # pragma: no cover - pyg-lib is not installable
         from torch_geometric.nn.pool import knn_graph as pyg_knn_graph
         return pyg_knn_graph(x, k, batch, loop, flow, cosine, num_workers, batch_size)
 
@@ -167,6 +184,24 @@ def knn_graph(
         ptr = [0]
         for c in counts:
             ptr.append(ptr[-1] + c)
+
+    if method != 'exact':
+        from .ann import effective_method, faiss_knn
+        spans = list(zip(ptr[:-1], ptr[1:]))
+        approx = [effective_method(method, end - start) == 'faiss' for start, end in spans]
+        if any(approx):  # per example: faiss where chosen, the exact search elsewhere
+            rows, cols = [], []
+            for (start, end), fast in zip(spans, approx):
+                if fast:
+                    nbr = faiss_knn(x[start:end], k, loop, cosine)
+                else:
+                    ei = knn_graph(x[start:end], k, None, loop, 'target_to_source', cosine, chunk_size=chunk_size,
+                                   use_pyg=use_pyg)
+                    nbr = ei[1].view(end - start, -1) if end > start else ei[1].view(0, 0)
+                rows.append(torch.arange(start, end).repeat_interleave(nbr.size(1)))
+                cols.append(nbr.reshape(-1) + start)
+            centre, neighbour = torch.cat(rows), torch.cat(cols)
+            return torch.stack([neighbour, centre] if flow == 'source_to_target' else [centre, neighbour])
 
     q_all, key_all = _rank_scores(x, cosine)
     # rounding bound of a float32 score: |s~ - s| <= ~ sqrt(F) eps |q||k| (cosine: |q| = |k| = 1), with margin

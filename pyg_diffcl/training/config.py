@@ -48,9 +48,19 @@ class DataConfig(Validated):
     #: (they are ranked and counted in the metrics, as MMRec's protocol does; a warning gives their number)
     #: or ``drop`` (left out of validation and test; a warning gives their number).
     cold_users: str = 'error'
+    #: The neighbour search of the item-item graphs: ``auto`` (exact below 100,000 items, approximate on faiss
+    #: above when it is installed), ``exact`` or ``faiss``. See :func:`~pyg_diffcl.ops.knn_graph`.
+    knn_method: str = 'auto'
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
+        from ..ops.knn import KNN_METHODS
+        if self.knn_method not in KNN_METHODS:
+            raise ValueError(f"knn_method: expected one of {', '.join(KNN_METHODS)}, got {self.knn_method!r}")
+        if self.knn_method == 'faiss':
+            from ..ops.ann import faiss_available
+            if not faiss_available():
+                raise ValueError("knn_method: faiss needs the faiss package (pip install pyg-diffcl[faiss])")
         if self.cold_users not in COLD_USER_POLICIES:
             raise ValueError(f"cold_users: expected one of {', '.join(COLD_USER_POLICIES)}, got "
                              f"{self.cold_users!r}")

@@ -229,6 +229,7 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None,
     device = resolve_device(config.train.device) if device is None else device
     if dataset is None:
         dataset = MMRecDataset(config.data.name, modalities=config.data.modalities)
+    dataset.knn_method = config.data.knn_method
     cold = apply_cold_user_policy(dataset, config.data.cold_users)
     backend = config.train.backend
     if config.train.deterministic:
