@@ -461,7 +461,11 @@ def _resume(run_dir: Path, epochs: Optional[int], patience: Optional[int], quiet
     def fixed(d: Dict[str, Any]) -> Dict[str, Any]:  # what --resume may not change
         return {**d, 'train': {k: v for k, v in d['train'].items() if k not in RESUME_MAY_CHANGE}}
 
-    if fixed(config.to_dict()) != fixed(ckpt['config']):
+    try:  # read through the current defaults, as config.yaml is: keys added since the run was started match
+        saved = from_dict(ckpt['config']).to_dict()
+    except ConfigError:
+        saved = ckpt['config']
+    if fixed(config.to_dict()) != fixed(saved):
         raise DataError('config.yaml differs from the configuration the checkpoint was written with', cfg_path)
     for key, value in zip(RESUME_MAY_CHANGE, (epochs, patience)):
         if value is not None:

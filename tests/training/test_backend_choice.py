@@ -114,7 +114,11 @@ def test_a_checkpoint_from_before_the_record_resumes_on_csr(data, host, tmp_path
     ckpt = torch.load(out / RESUME_CHECKPOINT, weights_only=True)
     ckpt.pop('backend')
     ckpt['config']['train']['backend'] = 'auto'
+    # and from before train.loader existed: a key added since, with its default, still matches
+    del ckpt['config']['train']['loader']
     torch.save(ckpt, out / RESUME_CHECKPOINT)
-    text = (out / 'config.yaml').read_text().replace('backend: csr', 'backend: auto')
+    text = (out / 'config.yaml').read_text()
+    assert '  loader: full\n' in text
+    text = text.replace('backend: csr', 'backend: auto').replace('  loader: full\n', '')
     (out / 'config.yaml').write_text(text)
     assert resume_run(out, quiet=True)['backend'] == 'csr' and host.calls == 0
