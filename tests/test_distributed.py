@@ -75,6 +75,24 @@ def test_sharded_sampler_splits():
     assert all(torch.equal(a.user, b.user) for a, b in zip(ShardedSampler(base, 1, 3).epoch(2, 1), shards[1][1:]))
 
 
+def test_sharded_neighbour_sampler_draws_only_its_own_batches():
+    from pyg_diffcl.datasets import NeighborBPRSampler
+    ei = torch.stack([torch.arange(103) % 17, torch.arange(103) % 29])
+    base = NeighborBPRSampler(ei, 17, 29, [3], batch_size=10, seed=4)  # 11 batches
+    whole = list(base.epoch(2))
+    drawn = []
+    real = base.batch
+    base.batch = lambda epoch, b, perm=None: drawn.append(b) or real(epoch, b, perm)
+    for r in range(3):
+        drawn.clear()
+        shard = list(ShardedSampler(base, r, 3).epoch(2, 1))  # resumed at step 1: steps 1, 2
+        assert drawn == [3 + r, 6 + r]  # nothing else is sampled
+        for k, got in enumerate(shard, start=1):
+            want = whole[3 * k + r]
+            assert torch.equal(got.user_id, want.user_id) and torch.equal(got.item_id, want.item_id)
+            assert torch.equal(got.pos_item, want.pos_item)
+
+
 def test_two_processes_match_one_and_write_once(data, tmp_path):
     # E = 5100 training interactions: 20 batches of 255, 10 of 510.
     runs = {}

@@ -166,8 +166,13 @@ class NeighborBPRSampler:
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[SubgraphBatch]:
         """The batches of one epoch, from batch :obj:`start_batch` on (resuming mid-epoch)."""
+        return self.batches(epoch, range(start_batch, len(self)))
+
+    def batches(self, epoch: int, indices: Sequence[int]) -> Iterator[SubgraphBatch]:
+        """The batches :obj:`indices` of one epoch, and only those are sampled (a rank of
+        :class:`~pyg_diffcl.training.distributed.ShardedSampler` draws its own share)."""
         perm = self._permutation(epoch)
-        for b in range(start_batch, len(self)):
+        for b in indices:
             yield self.batch(epoch, b, perm)
 
     def __repr__(self) -> str:

@@ -146,6 +146,11 @@ class ShardedSampler:
         """This rank's batches of one epoch, from its step :obj:`start_batch` on."""
         if self.split == 'batches':
             steps = len(self)
+            pick = getattr(self.sampler, 'batches', None)
+            if pick is not None:  # a sampler that can draw given batches only (sampled subgraphs: costly to draw)
+                yield from pick(epoch, [(start_batch + j) * self.world_size + self.rank
+                                        for j in range(steps - start_batch)])
+                return
             for b, batch in enumerate(self.sampler.epoch(epoch, start_batch * self.world_size)):
                 step = start_batch + b // self.world_size
                 if step >= steps:
