@@ -45,3 +45,28 @@ def run_cli(*args: str, cwd: Optional[Path] = None, env: Optional[dict] = None, 
     full_env.update(env or {})
     return subprocess.run([sys.executable, '-m', 'pyg_diffcl', *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=timeout)
+
+
+def tiny_run_config(data, model: str = 'lightgcn', sets=(), **train):
+    """A few-second run configuration on a small data set: d = 4, batches of 16, 3 epochs, plus
+    ``train.KEY=VALUE`` for every keyword and the ``--set`` strings :obj:`sets`."""
+    from pyg_diffcl.training.config import parse_set, resolve_config
+    base = [f'data.name={data}', 'model.embedding_dim=4', 'train.batch_size=16', 'train.epochs=3']
+    return resolve_config(model, [parse_set(base + list(sets) + [f'train.{k}={v}' for k, v in train.items()])])
+
+
+def stop_at_resume_write(monkeypatch, n: int = 2):
+    """Make the :obj:`n`-th write of the resume checkpoint fail as a full disk does (``ENOSPC``), so that a run
+    stops with the checkpoint of write :obj:`n` - 1 intact; returns a function that undoes it."""
+    import errno
+    from pyg_diffcl.training import run as run_module
+    real, writes = run_module.atomic_write, {'n': 0}
+
+    def filling_disk(path, write):
+        if os.path.basename(path) == run_module.RESUME_CHECKPOINT:
+            writes['n'] += 1
+            if writes['n'] == n:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, write)
+    monkeypatch.setattr(run_module, 'atomic_write', filling_disk)
+    return lambda: monkeypatch.setattr(run_module, 'atomic_write', real)

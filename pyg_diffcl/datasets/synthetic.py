@@ -10,6 +10,24 @@ import torch
 from torch import Tensor
 
 
+def _zipf_weights(n: int, exponent: float, g: torch.Generator) -> Tensor:
+    """Zipf weights :math:`r^{-a}` of a random rank :math:`r` per id (popular ids scattered over the range)."""
+    rank = torch.randperm(n, generator=g).double() + 1.0
+    return rank.pow(-exponent)
+
+
+def _distinct_pairs(draw_pairs, num_interactions: int, num_items: int, g: torch.Generator) -> Tensor:
+    """Draw batches of (user, item) pairs with :obj:`draw_pairs(count)` until :obj:`num_interactions`
+    distinct ones exist; keep exactly that many (a seeded choice), sorted by user then item: ``[2, n]``."""
+    keys = torch.empty(0, dtype=torch.long)
+    while keys.numel() < num_interactions:
+        u, i = draw_pairs(max(1024, int(1.3 * (num_interactions - keys.numel()))))
+        keys = torch.unique(torch.cat([keys, u * num_items + i]))
+    keep = torch.randperm(keys.numel(), generator=g)[:num_interactions]
+    keys = keys[keep].sort().values
+    return torch.stack([keys // num_items, keys % num_items])
+
+
 def powerlaw_interactions(num_users: int, num_items: int, num_interactions: int, seed: int = 0,
                           user_exponent: float = 1.0, item_exponent: float = 0.8) -> Tensor:
     r"""Distinct (user, item) pairs whose user activity and item popularity follow power laws, as in real
@@ -40,21 +58,12 @@ def powerlaw_interactions(num_users: int, num_items: int, num_interactions: int,
         raise ValueError(f'{num_interactions} interactions is more than half of the {num_users} x {num_items} '
                          f'matrix: not a sparse interaction log')
     g = torch.Generator().manual_seed(seed)
+    wu, wi = _zipf_weights(num_users, user_exponent, g), _zipf_weights(num_items, item_exponent, g)
 
-    def weights(n: int, exponent: float) -> Tensor:
-        rank = torch.randperm(n, generator=g).double() + 1.0
-        return rank.pow(-exponent)
-
-    wu, wi = weights(num_users, user_exponent), weights(num_items, item_exponent)
-    keys = torch.empty(0, dtype=torch.long)
-    while keys.numel() < num_interactions:
-        draw = max(1024, int(1.3 * (num_interactions - keys.numel())))
-        u = torch.multinomial(wu, draw, replacement=True, generator=g)
-        i = torch.multinomial(wi, draw, replacement=True, generator=g)
-        keys = torch.unique(torch.cat([keys, u * num_items + i]))
-    keep = torch.randperm(keys.numel(), generator=g)[:num_interactions]
-    keys = keys[keep].sort().values
-    return torch.stack([keys // num_items, keys % num_items])
+    def draw(count: int) -> Tuple[Tensor, Tensor]:
+        u = torch.multinomial(wu, count, replacement=True, generator=g)
+        return u, torch.multinomial(wi, count, replacement=True, generator=g)
+    return _distinct_pairs(draw, num_interactions, num_items, g)
 
 
 def planted_interactions(num_users: int, num_items: int, num_interactions: int, num_topics: int = 32,
@@ -115,12 +124,7 @@ def planted_interactions(num_users: int, num_items: int, num_interactions: int, 
         raise ValueError(f'concentration, noise: need concentration > 0 and noise in [0, 1], got {concentration}, '
                          f'{noise}')
     g = torch.Generator().manual_seed(seed)
-
-    def weights(n: int, exponent: float) -> Tensor:
-        rank = torch.randperm(n, generator=g).double() + 1.0
-        return rank.pow(-exponent)
-
-    wu, wi = weights(num_users, user_exponent), weights(num_items, item_exponent)
+    wu, wi = _zipf_weights(num_users, user_exponent, g), _zipf_weights(num_items, item_exponent, g)
     topic = torch.randint(num_topics, (num_items,), generator=g)
     # Dirichlet tastes from numpy's seeded generator (torch's Dirichlet sampler takes no generator).
     taste = torch.from_numpy(np.random.default_rng([seed, 1]).dirichlet([float(concentration)] * num_topics,
@@ -128,12 +132,11 @@ def planted_interactions(num_users: int, num_items: int, num_interactions: int, 
     taste = torch.nan_to_num(taste).clamp(min=1e-30)
     taste = taste / taste.sum(1, keepdim=True)
     members = [torch.nonzero(topic == t).flatten() for t in range(num_topics)]
-    keys = torch.empty(0, dtype=torch.long)
-    while keys.numel() < num_interactions:
-        draw = max(1024, int(1.3 * (num_interactions - keys.numel())))
-        u = torch.multinomial(wu, draw, replacement=True, generator=g)
+
+    def draw(count: int) -> Tuple[Tensor, Tensor]:
+        u = torch.multinomial(wu, count, replacement=True, generator=g)
         t = torch.multinomial(taste[u], 1, generator=g).flatten()
-        i = torch.empty(draw, dtype=torch.long)
+        i = torch.empty(count, dtype=torch.long)
         for k, items in enumerate(members):
             where = torch.nonzero(t == k).flatten()
             if not where.numel():
@@ -142,14 +145,13 @@ def planted_interactions(num_users: int, num_items: int, num_interactions: int, 
                 i[where] = torch.multinomial(wi, where.numel(), replacement=True, generator=g)
                 continue
             i[where] = items[torch.multinomial(wi[items], where.numel(), replacement=True, generator=g)]
-        flip = torch.rand(draw, generator=g) < noise
+        flip = torch.rand(count, generator=g) < noise
         if bool(flip.any()):
             i[flip] = torch.multinomial(wi, int(flip.sum()), replacement=True, generator=g)
-        keys = torch.unique(torch.cat([keys, u * num_items + i]))
-    keep = torch.randperm(keys.numel(), generator=g)[:num_interactions]
-    keys = keys[keep].sort().values
+        return u, i
+    edge_index = _distinct_pairs(draw, num_interactions, num_items, g)
     features = {}
     for m, dim in enumerate(feature_dims):
         centroids = torch.randn(num_topics, int(dim), generator=g)
         features[f'm{m}'] = centroids[topic] + feature_noise * torch.randn(num_items, int(dim), generator=g)
-    return torch.stack([keys // num_items, keys % num_items]), features
+    return edge_index, features

@@ -1,9 +1,6 @@
 """Training batches on sampled subgraphs (PyG's LinkNeighborLoader): exact at full fan-out against a dense
 LightGCN, the whole graph's normalisation on sampled edges, the degree scaling on a hand-worked star, and
 batches that depend on (seed, epoch, batch) alone."""
-import errno
-import os
-
 import pytest
 import torch
 from torch_geometric.data import HeteroData
@@ -13,7 +10,7 @@ from pyg_diffcl.datasets.sampler import BPRBatch
 from pyg_diffcl.models import LightGCN
 from pyg_diffcl.ops import BipartiteAdj
 
-from tests.helpers import run_cli, write_dataset
+from tests.helpers import run_cli, stop_at_resume_write, tiny_run_config, write_dataset
 
 
 def random_graph(num_users=20, num_items=15, per_user=4, seed=0):
@@ -156,27 +153,17 @@ def test_cli_trains_sampled_and_refuses_what_cannot(data, tmp_path):
 
 
 def test_sampled_training_resumes_bit_for_bit(data, tmp_path, monkeypatch):
-    from pyg_diffcl.training import run as run_module
-    from pyg_diffcl.training.config import parse_set, resolve_config
     from pyg_diffcl.training.lock import RunWriteError
-    from pyg_diffcl.training.run import RESUME_CHECKPOINT, resume_run, train_run
-    sets = [f'data.name={data}', 'model.embedding_dim=8', 'model.num_layers=2', 'train.batch_size=32',
-            'train.epochs=3', 'train.loader=neighbor', 'train.num_neighbors=[4,4]', 'train.checkpoint_every=1']
-    config = lambda: resolve_config('lightgcn', [parse_set(sets)])  # noqa: E731
-    out, real, writes = tmp_path / 'run', run_module.atomic_write, {'n': 0}
-
-    def fail_second(path, write):
-        if os.path.basename(path) == RESUME_CHECKPOINT:
-            writes['n'] += 1
-            if writes['n'] == 2:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, write)
-    monkeypatch.setattr(run_module, 'atomic_write', fail_second)
+    from pyg_diffcl.training.run import resume_run, train_run
+    sets = ['model.embedding_dim=8', 'model.num_layers=2', 'train.batch_size=32', 'train.loader=neighbor',
+            'train.num_neighbors=[4,4]']
+    out = tmp_path / 'run'
+    undo = stop_at_resume_write(monkeypatch)
     with pytest.raises(RunWriteError):
-        train_run(config(), out, quiet=True)
-    monkeypatch.setattr(run_module, 'atomic_write', real)
+        train_run(tiny_run_config(data, sets=sets), out, quiet=True)
+    undo()
     resumed = resume_run(out, quiet=True)
-    reference = train_run(config(), tmp_path / 'ref', quiet=True)
+    reference = train_run(tiny_run_config(data, sets=sets), tmp_path / 'ref', quiet=True)
     assert resumed['test'] == reference['test'] and resumed['best_epoch'] == reference['best_epoch']
     def losses(run):  # epoch, loss and validation columns (not the timings)
         import csv

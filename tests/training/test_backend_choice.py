@@ -1,20 +1,16 @@
 """``train.backend: auto`` in a run: one choice per host in the cache directory, recorded by each run, kept by
 ``--resume`` and by re-reading the run."""
-import errno
 import json
-import os
 
 import pytest
 import torch
 
 from pyg_diffcl.ops import autotune, resolve_backend
 from pyg_diffcl.training import backend as backend_module
-from pyg_diffcl.training import run as run_module
-from pyg_diffcl.training.config import parse_set, resolve_config
 from pyg_diffcl.training.lock import RunWriteError
 from pyg_diffcl.training.run import RESUME_CHECKPOINT, load_run, resume_run, train_run
 
-from tests.helpers import write_dataset
+from tests.helpers import stop_at_resume_write, tiny_run_config, write_dataset
 
 
 @pytest.fixture(scope='module')
@@ -23,8 +19,7 @@ def data(tmp_path_factory):
 
 
 def config(data, **train):
-    sets = [f'data.name={data}', 'model.embedding_dim=4', 'train.batch_size=16', 'train.epochs=3']
-    return resolve_config('lightgcn', [parse_set(sets + [f'train.{k}={v}' for k, v in train.items()])])
+    return tiny_run_config(data, **train)
 
 
 class FakeHost:
@@ -72,19 +67,10 @@ def test_an_unreadable_choices_file_is_timed_again(data, host, tmp_path):
 
 def test_resume_and_reload_keep_the_run_backend_when_the_host_choice_changes(data, host, tmp_path, monkeypatch):
     out = tmp_path / 'run'
-    real = run_module.atomic_write
-    writes = {'n': 0}
-
-    def filling_disk(path, write):  # the second resume checkpoint fails: the run stops after epoch 1
-        if os.path.basename(path) == RESUME_CHECKPOINT:
-            writes['n'] += 1
-            if writes['n'] == 2:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, write)
-    monkeypatch.setattr(run_module, 'atomic_write', filling_disk)
+    undo = stop_at_resume_write(monkeypatch)  # the second resume checkpoint fails: the run stops after epoch 1
     with pytest.raises(RunWriteError):
         train_run(config(data), out, quiet=True)
-    monkeypatch.setattr(run_module, 'atomic_write', real)
+    undo()
     assert torch.load(out / RESUME_CHECKPOINT, weights_only=True)['backend'] == 'index_add'
     # The host now prefers csr (a new file, a fresh process's memo): the run still ends on index_add.
     (tmp_path / 'cache' / backend_module.CHOICES_FILE).unlink()
@@ -101,16 +87,10 @@ def test_resume_and_reload_keep_the_run_backend_when_the_host_choice_changes(dat
 
 def test_a_checkpoint_from_before_the_record_resumes_on_csr(data, host, tmp_path, monkeypatch):
     out = tmp_path / 'old'
-    real = run_module.atomic_write
-
-    def stop_after_first(path, write):
-        if os.path.basename(path) == RESUME_CHECKPOINT and (out / RESUME_CHECKPOINT).exists():
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, write)
-    monkeypatch.setattr(run_module, 'atomic_write', stop_after_first)
+    undo = stop_at_resume_write(monkeypatch)
     with pytest.raises(RunWriteError):
         train_run(config(data, backend='csr'), out, quiet=True)
-    monkeypatch.setattr(run_module, 'atomic_write', real)
+    undo()
     ckpt = torch.load(out / RESUME_CHECKPOINT, weights_only=True)
     ckpt.pop('backend')
     ckpt['config']['train']['backend'] = 'auto'

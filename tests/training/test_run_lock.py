@@ -10,11 +10,10 @@ import time
 import pytest
 
 from pyg_diffcl.training import run as run_module
-from pyg_diffcl.training.config import parse_set, resolve_config
 from pyg_diffcl.training.lock import RunDirectoryBusy, RunDirectoryLock, RunWriteError
 from pyg_diffcl.training.run import RESUME_CHECKPOINT, resume_run, train_run
 
-from tests.helpers import run_cli, write_dataset
+from tests.helpers import run_cli, stop_at_resume_write, tiny_run_config, write_dataset
 
 
 @pytest.fixture(scope='module')
@@ -23,8 +22,7 @@ def data(tmp_path_factory):
 
 
 def config(data, **train):
-    sets = [f'data.name={data}', 'model.embedding_dim=4', 'train.batch_size=16', 'train.epochs=3']
-    return resolve_config('lightgcn', [parse_set(sets + [f'train.{k}={v}' for k, v in train.items()])])
+    return tiny_run_config(data, **train)
 
 
 def hold_lock_in_child(run_dir):
@@ -83,22 +81,13 @@ def test_readers_are_not_blocked_by_a_live_writer(data, tmp_path):
 
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays_resumable(data, tmp_path, monkeypatch):
     out = tmp_path / 'full'
-    real = run_module.atomic_write
-    writes = {'n': 0}
-
-    def filling_disk(path, write):  # the resume checkpoint's second write finds the disk full
-        if os.path.basename(path) == RESUME_CHECKPOINT:
-            writes['n'] += 1
-            if writes['n'] == 2:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, write)
-    monkeypatch.setattr(run_module, 'atomic_write', filling_disk)
+    undo = stop_at_resume_write(monkeypatch)  # the resume checkpoint's second write finds the disk full
     with pytest.raises(RunWriteError) as info:
         train_run(config(data), out, quiet=True)
     msg = str(info.value)
     assert '\n' not in msg and str(out / RESUME_CHECKPOINT) in msg and 'No space left on device (ENOSPC)' in msg
     assert f'train --resume {out}' in msg
-    monkeypatch.setattr(run_module, 'atomic_write', real)
+    undo()
     metrics = resume_run(out, quiet=True)  # the first checkpoint was intact
     assert metrics['epochs_run'] == 3
     reference = train_run(config(data), tmp_path / 'ref', quiet=True)
