@@ -143,6 +143,12 @@ class Recommender(torch.nn.Module):
         :class:`NotImplementedError` (the default)."""
         raise NotImplementedError(f'{self.__class__.__name__} trains on the whole graph only')
 
+    def sparse_embeddings(self) -> List[torch.nn.Embedding]:
+        """The embedding tables that may take row-sparse gradients (``train.optimizer=sparse_adam``): tables
+        whose rows the loss reads through the :class:`~torch.nn.Embedding` module, never through
+        ``.weight`` (none by default)."""
+        return []
+
     def scorer(self, adj: Union[Adj, BipartiteAdj]) -> Callable[[Tensor], Tensor]:
         """A ``users -> [len(users), num_items]`` score function, the model's embeddings computed once."""
         emb = self.get_embedding(adj)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 
+import torch
 from torch import Tensor
 from torch_geometric.typing import Adj
 
@@ -93,6 +94,10 @@ class LightGCN(MF):
             raise ValueError(f'num_neighbors: one fan-out per layer ({self.num_layers}), got {num_neighbors}')
         return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,
                                   scaling, backend)
+
+    def sparse_embeddings(self) -> List[torch.nn.Embedding]:
+        """The user and item tables: on sampled subgraphs the loss reads them row by row."""
+        return [self.user_emb, self.item_emb]
 
     def loss(self, adj: Optional[Union[Adj, BipartiteAdj]], batch: Union[BPRBatch, SubgraphBatch]) -> Tensor:
         """BPR on the propagated embeddings, over the whole graph :obj:`adj` for a

@@ -112,6 +112,10 @@ class TrainConfig(Validated):
     #: The weights of sampled edges: ``degree`` (the whole graph's normalisation times :math:`d_v / s_v`, an
     #: unbiased estimate of each layer's full sum) or ``none`` (the whole graph's normalisation alone).
     neighbor_scaling: str = 'degree'
+    #: ``adam``, or ``sparse_adam`` with ``loader: neighbor``: the embedding tables take row-sparse gradients
+    #: and :class:`torch.optim.SparseAdam` ("lazy" Adam), so that a step costs what the sampled subgraph
+    #: touches, not the size of the tables (see :class:`~pyg_diffcl.training.Trainer`).
+    optimizer: str = 'adam'
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
@@ -139,6 +143,13 @@ class TrainConfig(Validated):
                                                or any(n == 0 or n < -1 for n in self.num_neighbors)):
             raise ValueError(f'num_neighbors: expected one fan-out per layer, each positive or -1 (all), got '
                              f'{self.num_neighbors}')
+        if self.optimizer not in ('adam', 'sparse_adam'):
+            raise ValueError(f"optimizer: expected adam or sparse_adam, got {self.optimizer!r}")
+        if self.optimizer == 'sparse_adam' and self.loader != 'neighbor':
+            raise ValueError('optimizer: sparse_adam needs train.loader=neighbor (on the whole graph every row of '
+                             'the tables has a gradient at every step)')
+        if self.optimizer == 'sparse_adam' and self.weight_decay:
+            raise ValueError('optimizer: sparse_adam has no weight decay (set train.weight_decay=0)')
         if self.neighbor_scaling not in ('none', 'degree'):
             raise ValueError(f"neighbor_scaling: expected none or degree, got {self.neighbor_scaling!r}")
         from ..ops import BACKENDS

@@ -526,6 +526,9 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
             atomic_write(out / 'config.yaml', lambda f: f.write(text))
 
     train_ei = ds[0][EDGE_TYPE].edge_index
+    if config.train.optimizer == 'sparse_adam' and ctx.enabled:
+        raise ConfigError('train.optimizer=sparse_adam runs in one process (DDP averages dense gradients); use '
+                          'train.optimizer=adam under torchrun')
     if config.train.loader == 'neighbor':
         try:
             sampler = model.make_neighbor_sampler(train_ei, config.train.num_neighbors, config.train.batch_size,
@@ -564,7 +567,7 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
                       show_progress=not quiet and main, on_checkpoint=on_checkpoint,
                       checkpoint_every=config.train.checkpoint_every, dist=ctx,
                       ddp_split=config.train.ddp_split, min_epochs=config.train.min_epochs,
-                      patience_window=config.train.patience_window)
+                      patience_window=config.train.patience_window, optimizer=config.train.optimizer)
     if resume is None:
         if main:
             with writing(log_path, resumable, out):

@@ -98,6 +98,51 @@ class _StopRequest(Exception):
     """Raised inside the batch loop when a stop was requested (SIGINT): the state is saved by then."""
 
 
+class _Optimizers:
+    """Several optimizers stepped as one (row-sparse Adam for the embedding tables, Adam for the rest)."""
+    def __init__(self, **parts: torch.optim.Optimizer) -> None:
+        self.parts = parts
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.parts.values():
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.parts.values():
+            opt.step()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {name: opt.state_dict() for name, opt in self.parts.items()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        for name, opt in self.parts.items():
+            opt.load_state_dict(state[name])
+
+
+def make_optimizer(model: torch.nn.Module, kind: str = 'adam', lr: float = 1e-3, weight_decay: float = 0.0,
+                   fused_adam: bool = False) -> Any:
+    """The training optimizer (see :class:`Trainer`'s :obj:`optimizer`)."""
+    if kind == 'adam':
+        # fused=None, not False, when off: an explicit False also turns off torch's for-each default
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
+                                fused=True if fused_adam else None)
+    if kind != 'sparse_adam':
+        raise ValueError(f"optimizer: expected 'adam' or 'sparse_adam', got {kind!r}")
+    tables = list(getattr(model, 'sparse_embeddings', lambda: [])())
+    if not tables:
+        raise ValueError(f'optimizer: {model.__class__.__name__} has no embedding tables for sparse_adam')
+    if weight_decay:
+        raise ValueError('optimizer: sparse_adam has no weight decay (the models regularise in the loss)')
+    for table in tables:
+        table.sparse = True
+    sparse = {id(t.weight) for t in tables}
+    parts = {'sparse': torch.optim.SparseAdam([t.weight for t in tables], lr=lr)}
+    dense = [p for p in model.parameters() if id(p) not in sparse and p.requires_grad]
+    if dense:
+        parts['dense'] = torch.optim.Adam(dense, lr=lr, fused=True if fused_adam else None)
+    return _Optimizers(**parts)
+
+
 class Trainer:
     r"""Trains a :class:`~pyg_diffcl.models.Recommender` and selects the epoch on validation.
 
@@ -155,6 +200,12 @@ class Trainer:
             ``'examples'``. (default: :obj:`'batches'`)
         fused_adam (bool): Adam's fused kernel (``fused=True``): the same update up to float rounding, one
             pass over each parameter. (default: :obj:`False`)
+        optimizer (str): ``'adam'``, or ``'sparse_adam'``: the model's embedding tables
+            (:meth:`~pyg_diffcl.models.Recommender.sparse_embeddings`) get row-sparse gradients and
+            :class:`torch.optim.SparseAdam` ("lazy" Adam: a step updates the rows of this batch's nodes and
+            their moments, and leaves every other row as it is, so a step costs what the batch touches, not
+            what the tables hold), the other parameters Adam. For training on sampled subgraphs.
+            (default: :obj:`'adam'`)
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
@@ -164,16 +215,14 @@ class Trainer:
                  on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  handle_sigint: bool = True, checkpoint_every: int = 1,
                  dist: Optional[DistContext] = None, ddp_split: str = 'batches', fused_adam: bool = False,
-                 min_epochs: int = 0, patience_window: int = 5) -> None:
+                 min_epochs: int = 0, patience_window: int = 5, optimizer: str = 'adam') -> None:
         self.model = model
         self.adj = adj
         self.dist = dist if dist is not None else DistContext()
         self.sampler = ShardedSampler(sampler, self.dist.rank, self.dist.world_size, ddp_split) \
             if self.dist.enabled else sampler
         self.valid_evaluator = valid_evaluator
-        # fused=None, not False, when off: an explicit False also turns off torch's for-each default
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
-                                          fused=True if fused_adam else None)
+        self.optimizer = make_optimizer(model, optimizer, lr, weight_decay, fused_adam)
         self.epochs = epochs
         self.patience = patience
         self.min_epochs = int(min_epochs)
@@ -301,7 +350,8 @@ class Trainer:
             if not math.isfinite(value) and self._ddp is None:
                 raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}')
             loss.backward()
-            grads = [p.grad.detach() for p in params if p.grad is not None]
+            grads = [(p.grad.coalesce().values() if p.grad.is_sparse else p.grad).detach()
+                     for p in params if p.grad is not None]
             # In float64: a float32 reduction's last bits depend on the tensor's memory alignment, which differs
             # between processes (a resumed run would log norms differing in the 6th digit).
             norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)

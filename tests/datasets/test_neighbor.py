@@ -146,17 +146,20 @@ def test_cli_trains_sampled_and_refuses_what_cannot(data, tmp_path):
     for args, text in ((['--model', 'diffcl'], 'train.loader=neighbor: model diffcl trains on the whole graph only'),
                        (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3]'],
                         'train.num_neighbors: one fan-out per layer (2)'),
-                       (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3,0]'], 'train.num_neighbors')):
-        res = run_cli('train', *args, *common, '--out', str(tmp_path / 'no'))
+                       (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3,0]'], 'train.num_neighbors'),
+                       (['--model', 'lightgcn', '--set', 'train.loader=full', '--set', 'train.optimizer=sparse_adam'],
+                        'train.optimizer: sparse_adam needs train.loader=neighbor')):
+        res = run_cli('train', *common, *args, '--out', str(tmp_path / 'no'))  # args last: they win
         lines = [l for l in res.stderr.strip().splitlines() if l.startswith('pyg-diffcl: error')]
         assert res.returncode == 2 and len(lines) == 1 and text in lines[0], res.stderr
 
 
-def test_sampled_training_resumes_bit_for_bit(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize('optimizer', ['adam', 'sparse_adam'])
+def test_sampled_training_resumes_bit_for_bit(data, tmp_path, monkeypatch, optimizer):
     from pyg_diffcl.training.lock import RunWriteError
     from pyg_diffcl.training.run import resume_run, train_run
     sets = ['model.embedding_dim=8', 'model.num_layers=2', 'train.batch_size=32', 'train.loader=neighbor',
-            'train.num_neighbors=[4,4]']
+            'train.num_neighbors=[4,4]', f'train.optimizer={optimizer}']
     out = tmp_path / 'run'
     undo = stop_at_resume_write(monkeypatch)
     with pytest.raises(RunWriteError):
@@ -170,3 +173,46 @@ def test_sampled_training_resumes_bit_for_bit(data, tmp_path, monkeypatch):
         with open(run / 'log.csv') as f:
             return [(r['epoch'], r['loss'], r['valid_recall@20']) for r in csv.DictReader(f)]
     assert losses(out) == losses(tmp_path / 'ref') and len(losses(out)) == 3
+
+
+def test_sparse_adam_updates_only_the_rows_a_batch_touches():
+    """Lazy Adam: its first step moves exactly the rows with a gradient, each entry against its gradient's
+    sign (Adam's first step is about -lr sign(g)); at the second step a row that the second batch does not
+    touch keeps its value, where dense Adam's momentum still moves it."""
+    from pyg_diffcl.training.trainer import make_optimizer
+    ei = random_graph(num_users=60, num_items=40, per_user=3, seed=4)
+    torch.manual_seed(0)
+    lazy, dense = LightGCN(60, 40, embedding_dim=8, num_layers=1), LightGCN(60, 40, embedding_dim=8, num_layers=1)
+    dense.load_state_dict(lazy.state_dict())
+    opt_lazy, opt_dense = make_optimizer(lazy, 'sparse_adam', lr=0.1), make_optimizer(dense, 'adam', lr=0.1)
+    assert lazy.user_emb.sparse and not dense.user_emb.sparse
+    sampler = NeighborBPRSampler(ei, 60, 40, [2], batch_size=8, seed=1)
+    first, second = sampler.batch(0, 0), sampler.batch(0, 1)
+    start = lazy.user_emb.weight.detach().clone()
+    for model, opt in ((lazy, opt_lazy), (dense, opt_dense)):
+        opt.zero_grad()
+        model.loss(None, first).backward()
+        if model is lazy:
+            grad = model.user_emb.weight.grad.to_dense()
+            assert model.user_emb.weight.grad.is_sparse
+        opt.step()
+    step = lazy.user_emb.weight.detach() - start
+    has_grad = grad != 0
+    assert torch.equal(step != 0, has_grad)
+    big = grad.abs() > 1e-4  # away from eps, the first step is -lr sign(g) to a few per cent
+    torch.testing.assert_close(step[big], -0.1 * grad[big].sign(), rtol=0.05, atol=0.0)
+    before = lazy.user_emb.weight.detach().clone()
+    for model, opt in ((lazy, opt_lazy), (dense, opt_dense)):
+        opt.zero_grad()
+        model.loss(None, second).backward()
+        opt.step()
+    untouched = torch.ones(60, dtype=torch.bool)
+    untouched[second.user_id] = False
+    moved_by_first = torch.zeros(60, dtype=torch.bool)
+    moved_by_first[first.user_id] = True
+    rows = untouched & moved_by_first
+    assert bool(rows.any())
+    assert torch.equal(lazy.user_emb.weight[rows], before[rows])
+    assert not torch.allclose(dense.user_emb.weight[rows], before[rows])
+    with pytest.raises(ValueError, match='weight decay'):
+        make_optimizer(LightGCN(5, 5), 'sparse_adam', weight_decay=1e-4)
