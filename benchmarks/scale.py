@@ -20,7 +20,8 @@ does not count. Per run it reports:
 
 With ``--loader neighbor`` each run also trains on sampled subgraphs (``train.loader=neighbor``:
 :class:`~pyg_diffcl.datasets.NeighborBPRSampler`, PyG's ``LinkNeighborLoader`` with triplet negatives,
-``--num-neighbors`` per layer) and times it: the first ``--sampled-batches`` consecutive batches of an epoch,
+``--num-neighbors`` per layer, ``--optimizer`` for the step, row-sparse Adam by default) and times it: the
+first ``--sampled-batches`` consecutive batches of an epoch,
 sampling included, from the first one on (``sampled_epoch_s`` is then measured in full when the epoch has no
 more batches, else their mean x the batches per epoch; ``sampled_timed_batches`` says which), beside the
 full-graph estimate above from the same process. It also records the mean subgraph size. Those rows go to
@@ -136,9 +137,10 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
     return {'persistent': persistent, 'transient': transient, 'r0_mib': r0_mib, 'total': total}
 
 
-def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dict) -> None:
+def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dict,
+                  optimizer: str = 'sparse_adam') -> None:
     """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
-    import torch
+    from pyg_diffcl.training.trainer import make_optimizer
     t0 = time.perf_counter()
     try:
         sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0)
@@ -146,7 +148,8 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
         res['sampled_skipped'] = str(e)
         return
     res['sampler_build_s'] = time.perf_counter() - t0
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = make_optimizer(net, optimizer, lr=1e-3)
+    res['sampled_optimizer'] = optimizer
     n = min(len(sampler), timed)
     times, users, items = [], [], []
     it = sampler.epoch(0)
@@ -170,7 +173,8 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
 
 
 def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feats: list,
-          loader: str = 'full', fanout: Optional[list] = None, sampled_batches: int = 500) -> None:
+          loader: str = 'full', fanout: Optional[list] = None, sampled_batches: int = 500,
+          optimizer: str = 'sparse_adam') -> None:
     import torch
     r0 = rss_now_mib()  # the interpreter with torch, PyG and this package imported
 
@@ -247,7 +251,7 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     res['loader'] = loader
     if loader == 'neighbor':
         net.train()
-        sampled_epoch(net, train, U, I, fanout, sampled_batches, res)
+        sampled_epoch(net, train, U, I, fanout, sampled_batches, res, optimizer)
         res['peak_rss_mib'] = peak_mib()
     print(json.dumps(res))
 
@@ -293,6 +297,8 @@ def main() -> None:
     p.add_argument('--num-neighbors', default='10,10', help='fan-out per layer of --loader neighbor')
     p.add_argument('--sampled-batches', type=int, default=500,
                    help='consecutive sampled batches timed (the whole epoch when it has no more)')
+    p.add_argument('--optimizer', default='sparse_adam', choices=['adam', 'sparse_adam'],
+                   help='the optimizer of the sampled steps (sparse_adam: a step touches only its rows)')
     p.add_argument('--child', nargs=2, metavar=('MODEL', 'SIZE'), help=argparse.SUPPRESS)
     p.add_argument('--generate', metavar='SIZE', help=argparse.SUPPRESS)
     p.add_argument('--report-only', action='store_true',
@@ -308,7 +314,7 @@ def main() -> None:
         p.error(f'--num-neighbors: one fan-out per layer ({LAYERS}), got {fanout}')
     if args.child:
         return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats, args.loader, fanout,
-                     args.sampled_batches)
+                     args.sampled_batches, args.optimizer)
     result = out / ('scale-neighbor.json' if args.loader == 'neighbor' else 'scale.json')
 
     if args.report_only:
@@ -330,7 +336,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, '--out', str(out), '--child', model, s, '--batches',
                    str(args.batches), '--eval-blocks', str(args.eval_blocks), '--modalities', args.modalities,
                    '--loader', args.loader, '--num-neighbors', args.num_neighbors,
-                   '--sampled-batches', str(args.sampled_batches)]
+                   '--sampled-batches', str(args.sampled_batches), '--optimizer', args.optimizer]
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:

@@ -37,8 +37,8 @@ def ivf_parameters(n: int, nlist: Optional[int] = None, nprobe: Optional[int] = 
     :math:`\min(\lceil 4\sqrt{n}\rceil, \lfloor n/39 \rfloor)` clusters by default (faiss' guideline is
     :math:`4\sqrt{n}` to :math:`16\sqrt{n}`, and its k-means asks for at least 39 training rows per
     cluster), and :math:`\max(16, \text{clusters}/32)` searched per item, about 3 % of the items. On
-    planted features (50,000 x 1,024, noise 2) 4 and 2 :math:`\sqrt{n}` clusters gave recall@10 0.995 and
-    0.89 (``benchmarks/knn.py``)."""
+    planted features (50,000 x 1,024, noise 2; k-means of 25 rounds on 64 rows per cluster) 4 and 2
+    :math:`\sqrt{n}` clusters gave recall@10 0.995 and 0.89."""
     nlist = int(nlist) if nlist is not None else max(1, min(math.ceil(4 * math.sqrt(n)), n // 39))
     nprobe = int(nprobe) if nprobe is not None else max(16, nlist // 32)
     if nlist < 1 or nprobe < 1:
@@ -47,12 +47,13 @@ def ivf_parameters(n: int, nlist: Optional[int] = None, nprobe: Optional[int] = 
 
 
 def faiss_knn(x: Tensor, k: int, loop: bool = False, cosine: bool = False, nlist: Optional[int] = None,
-              nprobe: Optional[int] = None, seed: int = 0, niter: int = 20, train_per_list: int = 64) -> Tensor:
+              nprobe: Optional[int] = None, seed: int = 0, niter: int = 10, train_per_list: int = 40) -> Tensor:
     r"""The :math:`k` approximate nearest rows of every row of :obj:`x` (``[N, k]`` column indices, nearest
     first): an inverted-file search, clustered by faiss and joined by blocks of matrix products.
 
     1. faiss' k-means (``faiss.Kmeans``: :obj:`niter` rounds on a seeded sample of at most
-       :obj:`train_per_list` :math:`\cdot` :obj:`nlist` rows; unit rows and inner products for :obj:`cosine`) gives :obj:`nlist` centroids, every
+       :obj:`train_per_list` :math:`\cdot` :obj:`nlist` rows; unit rows and inner products for
+       :obj:`cosine`) gives :obj:`nlist` centroids, every
        row joins the cluster of its nearest centroid, and every row, as a query, probes the :obj:`nprobe`
        clusters whose centroids are nearest to it (faiss' flat search for both).
     2. Cluster by cluster, the queries that probe it are scored against its rows in one matrix product

@@ -396,7 +396,8 @@ def check_config(cfg: RunConfig) -> None:
     if cfg.train.loader == 'neighbor':
         from ..models import Recommender
         if MODELS[cfg.model_name].make_neighbor_sampler is Recommender.make_neighbor_sampler:
-            able = sorted(n for n, c in MODELS.items() if c.make_neighbor_sampler is not Recommender.make_neighbor_sampler)
+            able = sorted(n for n, c in MODELS.items()
+                          if c.make_neighbor_sampler is not Recommender.make_neighbor_sampler)
             raise ConfigError(f'train.loader=neighbor: model {cfg.model_name} trains on the whole graph only '
                               f'(sampled subgraphs: {", ".join(able)}); use train.loader=full')
         if cfg.train.ddp_split == 'examples':
