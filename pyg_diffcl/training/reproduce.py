@@ -211,6 +211,21 @@ def worst_metric(keys: Sequence[str]) -> str:
     return 'recall@20' if 'recall@20' in keys else keys[0]
 
 
+def seed_ranges(seeds: Sequence[int]) -> str:
+    """Seeds as runs of consecutive numbers: ``[0, 1, 2, 3, 4, 7]`` is ``'0-4, 7'``."""
+    parts: List[str] = []
+    ordered = sorted(set(int(s) for s in seeds))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if j == i else f'{ordered[i]}, {ordered[j]}' if j == i + 1
+                     else f'{ordered[i]}-{ordered[j]}')
+        i = j + 1
+    return ', '.join(parts)
+
+
 def markdown(results: Sequence[RowResult]) -> str:
     """The table as the README shows it: mean ± std of each test metric, the worst seed, validation, epochs."""
     keys = list(results[0].test) if results else list(TEST_KEYS)
@@ -223,7 +238,7 @@ def markdown(results: Sequence[RowResult]) -> str:
         cell = (lambda m, s: f'{m:.4f}') if one else (lambda m, s: f'{m:.4f} ± {s:.4f}')
         cells = [cell(*r.test[k]) for k in keys]
         value, seed = r.worst(low)
-        lines.append(f"| {r.name} | {', '.join(map(str, r.seeds))} | {' | '.join(cells)} | "
+        lines.append(f"| {r.name} | {seed_ranges(r.seeds)} | {' | '.join(cells)} | "
                      f"{value:.4f} (seed {seed}) | {cell(*r.valid)} | {', '.join(map(str, r.epochs))} |")
     return '\n'.join(lines)
 

@@ -201,3 +201,11 @@ def test_the_stated_table_is_found_in_the_readme_and_the_results_pages(tmp_path)
     assert find_pages('head', tmp_path) == [tmp_path / 'README.md', tmp_path / 'docs' / 'results.md']
     assert find_pages('more', tmp_path) == [tmp_path / 'docs' / 'results.md']  # other pages only when named
     assert find_pages('none', tmp_path) == [tmp_path / 'README.md']
+
+
+def test_seed_ranges():
+    from pyg_diffcl.training.reproduce import seed_ranges
+    assert seed_ranges([0, 1, 2, 3, 4]) == '0-4'
+    assert seed_ranges([4, 0, 1, 2, 3, 9, 7, 8]) == '0-4, 7-9'
+    assert seed_ranges([0, 1, 5]) == '0, 1, 5'
+    assert seed_ranges([3]) == '3'
