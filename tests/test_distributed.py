@@ -124,6 +124,28 @@ def test_two_processes_match_one_and_write_once(data, tmp_path):
                                                       'metrics.json']
 
 
+def test_two_processes_train_sampled_like_one(data, tmp_path):
+    """train.loader=neighbor under torchrun: each rank samples its own batches' subgraphs (not one process's
+    computation exactly, since one process with batches of 510 samples other subgraphs); the two runs agree
+    within noise, and rank 0 alone writes."""
+    runs = {}
+    for name, batch, launcher in (('one_510', 510, run_cli), ('two_255', 255, torchrun)):
+        out = tmp_path / name
+        args = _args(data, out, 6, 'lightgcn', '--set', 'train.loader=neighbor',
+                     '--set', 'train.num_neighbors=[5,5]')
+        args[args.index('train.batch_size=256')] = f'train.batch_size={batch}'
+        res = launcher(*args)
+        assert res.returncode == 0, res.stderr
+        runs[name] = (out, json.loads((out / 'metrics.json').read_text()))
+    (one, a), (two, b) = runs['one_510'], runs['two_255']
+    assert b['world_size'] == 2 and a['world_size'] == 1
+    assert [int(r['epoch']) for r in _rows(two)] == list(range(1, 7))
+    la, lb = [float(r['loss']) for r in _rows(one)], [float(r['loss']) for r in _rows(two)]
+    assert lb[-1] < lb[0] and la[-1] < la[0]  # both learn
+    assert lb == pytest.approx(la, rel=0.05)  # the same losses up to the sampling
+    assert b['valid']['recall@20'] == pytest.approx(a['valid']['recall@20'], abs=0.02)
+
+
 def test_two_process_run_killed_and_resumed(data, tmp_path):
     # DiffCL: dropout and diffusion noise draw from each rank's own random state, which the checkpoint gathers.
     ref, run = tmp_path / 'ref', tmp_path / 'run'
