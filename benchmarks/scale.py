@@ -53,6 +53,12 @@ int64 indices unless said), derived from what the code allocates, not fitted:
   item graphs, :math:`48 k I` per modality;
 * the interpreter with torch and PyG imported, :math:`R_0`, measured in the same process.
 
+* with ``--loader neighbor``, the sampler's own graph (:class:`~pyg_diffcl.datasets.NeighborBPRSampler`): the
+  reversed edge list :math:`16E`, the edge weights :math:`4E`, the degrees, and PyG's CSC copy of each
+  direction for sampling (column pointers, rows and the permutation, :math:`2 \times 16E`), plus the seed
+  edges of the loader :math:`16E`: about :math:`68E + 16(U + I)`; a sampled step's working set is that of
+  its subgraph, small beside the terms above.
+
 The prediction is :math:`R_0` + the persistent terms + the largest transient term (training or evaluation).
 Writes ``scale.json`` and ``scale.png`` (log-log: epoch and evaluation seconds and peak memory against the
 number of interactions, one line per model) to ``--out``, and prints the growth between consecutive sizes as
@@ -114,7 +120,8 @@ def generate(out: Path, size: str) -> None:
           file=sys.stderr)
 
 
-def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0_mib: float) -> dict:
+def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0_mib: float,
+                    loader: str = 'full') -> dict:
     """The memory formula of the module docstring, term by term (bytes)."""
     d, M = DIM, len(feats) if model == 'diffcl' else 0
     nodes = (U + I) * d
@@ -128,6 +135,8 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
         'parameters_adam': 16 * params,
         'item_side': (4 * 2 * I * sum(feats) + 48 * KNN_K * I * M) if model == 'diffcl' else 0,
     }
+    if loader == 'neighbor':  # the sampled path's own structures, beside the full path's in the same process
+        persistent['neighbor_sampler'] = 68 * E + 16 * (U + I)
     transient = {
         'epoch_setup': 33 * E,
         'training_step': graphs * 4 * (7 if model == 'diffcl' else 5) * nodes,
@@ -243,7 +252,7 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     res['eval_users'] = evaluator.num_eval_users
     res['eval_s'] = res['embed_s'] + t_blocks / users * evaluator.num_eval_users
     res['peak_rss_mib'] = peak_mib()
-    pred = predicted_bytes(model, U, I, E, Et, feats if model == 'diffcl' else [], r0)
+    pred = predicted_bytes(model, U, I, E, Et, feats if model == 'diffcl' else [], r0, loader)
     res['predicted_mib'] = pred['total'] / 2**20
     res['formula_terms_mib'] = {k: {n: v / 2**20 for n, v in pred[k].items()} for k in ('persistent', 'transient')}
     res['r0_mib'] = r0
@@ -321,7 +330,8 @@ def main() -> None:
         rows = json.loads(result.read_text())
         for r in rows:
             pred = predicted_bytes(r['model'], r['users'], r['items'], r['train_interactions'],
-                                   r['test_interactions'], r.get('feature_dims', feats), r['r0_mib'])
+                                   r['test_interactions'], r.get('feature_dims', feats), r['r0_mib'],
+                                   r.get('loader', 'full'))
             r['predicted_mib'] = pred['total'] / 2**20
         return report(rows, out, result)
     sizes = [s for s in args.sizes.split(',') if s]
