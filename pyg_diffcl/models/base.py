@@ -143,6 +143,12 @@ class Recommender(torch.nn.Module):
         :class:`NotImplementedError` (the default)."""
         raise NotImplementedError(f'{self.__class__.__name__} trains on the whole graph only')
 
+    def inference_state(self, state: Dict[str, Any]) -> Dict[str, Any]:
+        """What of a :meth:`state_dict` a saved model needs to score and recommend (``best.pt``): all of it by
+        default; a model drops training-only state here (DiffMM: its denoisers' optimizer). Loading the
+        result back must work (``load_state_dict`` with the model's usual strictness)."""
+        return state
+
     def sparse_embeddings(self) -> List[torch.nn.Embedding]:
         """The embedding tables that may take row-sparse gradients (``train.optimizer=sparse_adam``): tables
         whose rows the loss reads through the :class:`~torch.nn.Embedding` module, never through

@@ -260,6 +260,14 @@ class DiffMM(Recommender):
         return {'built_epoch': self._built_epoch, 'graphs': dict(self._graphs),
                 'diff_opt': None if self._diff_opt is None else self._diff_opt.state_dict()}
 
+    def inference_state(self, state: Dict[str, Any]) -> Dict[str, Any]:
+        """Without the denoisers' Adam moments (two thirds of a DiffMM checkpoint on tiktok): scoring needs the
+        generated graphs, not the optimizer; the resume checkpoint keeps it."""
+        out = dict(state)
+        if isinstance(out.get('_extra_state'), dict):
+            out['_extra_state'] = {**out['_extra_state'], 'diff_opt': None}
+        return out
+
     def set_extra_state(self, state: Dict[str, Any]) -> None:
         self._built_epoch = int(state['built_epoch'])
         self._graphs = dict(state['graphs'])

@@ -548,7 +548,7 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
             csv.writer(f).writerow(_log_row(rec, metric_keys))
         if improved:
             with writing(out / CHECKPOINT, resumable, out):
-                save_checkpoint(out / CHECKPOINT, model.state_dict(), rec.epoch, config, sha)
+                save_checkpoint(out / CHECKPOINT, model.inference_state(model.state_dict()), rec.epoch, config, sha)
         say(f'epoch {rec.epoch:4d}  loss {rec.loss:.4f}  valid recall@20 {rec.valid.get("recall@20", float("nan")):.4f}'
             f'  ndcg@20 {rec.valid.get("ndcg@20", float("nan")):.4f}  {rec.train_seconds:.2f}s train'
             f' + {rec.eval_seconds:.2f}s eval{"  *" if improved else ""}')
@@ -580,7 +580,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
                 _write_log(log_path, trainer.history, metric_keys)  # drops rows of an epoch never checkpointed
             if trainer.best_epoch:
                 with writing(out / CHECKPOINT, resumable, out):
-                    save_checkpoint(out / CHECKPOINT, trainer.best_state, trainer.best_epoch, config, sha)
+                    save_checkpoint(out / CHECKPOINT, model.inference_state(trainer.best_state), trainer.best_epoch,
+                                    config, sha)
         epoch, batch = resume['trainer']['position']['epoch'], resume['trainer']['position']['batch']
         say(f'[pyg-diffcl] resuming {out} at epoch {epoch + 1}, batch {batch + 1} of {len(sampler)}')
     try:

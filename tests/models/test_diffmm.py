@@ -186,6 +186,11 @@ def test_trains_from_the_cli(tmp_path):
                   'train.batch_size=64', '--set', 'model.denoiser_hidden=[16]', '--out', str(tmp_path / 'r'),
                   '--quiet')
     assert res.returncode == 0, res.stderr
+    # best.pt keeps what scoring needs (the generated graphs), not the denoisers' optimizer, and loads back
+    best = torch.load(tmp_path / 'r' / 'best.pt', weights_only=True)['model']['_extra_state']
+    assert best['diff_opt'] is None and best['graphs']
+    res = run_cli('evaluate', str(tmp_path / 'r'))
+    assert res.returncode == 0 and 'recall@20' in res.stdout, res.stderr
     plain = write_dataset(tmp_path / 'plain', modalities={})
     res = run_cli('train', '--model', 'diffmm', '--data', str(plain), '--out', str(tmp_path / 'r2'))
     assert res.returncode == 2 and 'DiffMM needs item features' in res.stderr
