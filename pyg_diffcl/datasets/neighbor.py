@@ -139,12 +139,9 @@ class NeighborBPRSampler:
             raise ValueError(f'b: expected a batch in 0..{len(self) - 1}, got {b}')
         perm = self._permutation(epoch) if perm is None else perm
         index = perm[b * self.batch_size:(b + 1) * self.batch_size]
-        state = torch.get_rng_state()
-        try:
-            torch.manual_seed(_mix(self.seed, epoch, b))
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only, restored after (CUDA's untouched)
+            torch.random.default_generator.manual_seed(_mix(self.seed, epoch, b))
             out = self.loader.collate_fn(index)
-        finally:
-            torch.set_rng_state(state)
         if not self.loader.filter_per_worker:
             out = self.loader.filter_fn(out)
         return self._batch(out)

@@ -107,10 +107,7 @@ class LightGCN(MF):
         if not isinstance(batch, SubgraphBatch):
             return super().loss(adj, batch)
         user_out, item_out = self.propagation(batch.adj, self.user_emb(batch.user_id), self.item_emb(batch.item_id))
-        u, i, j = user_out[batch.user], item_out[batch.pos_item], item_out[batch.neg_item]
-        reg = (self.user_emb(batch.user_id[batch.user]), self.item_emb(batch.item_id[batch.pos_item]),
-               self.item_emb(batch.item_id[batch.neg_item]))
-        return self.criterion((u * i).sum(-1), (u * j).sum(-1), reg)
+        return self.bpr(user_out, item_out, batch, batch.user_id, batch.item_id)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, {self.num_items}, '

@@ -63,9 +63,19 @@ class MF(Recommender):
 
     def loss(self, adj: Optional[BipartiteAdj], batch: BPRBatch) -> Tensor:
         """BPR on the final embeddings; the L2 term acts on the layer-0 (table) embeddings of the batch."""
-        user_out, item_out = self.get_embedding(adj)
+        return self.bpr(*self.get_embedding(adj), batch)
+
+    def bpr(self, user_out: Tensor, item_out: Tensor, batch: Any, user_ids: Optional[Tensor] = None,
+            item_ids: Optional[Tensor] = None) -> Tensor:
+        """:class:`~pyg_diffcl.nn.BPRLoss` of the batch's triples on the rows ``batch.user``, ``batch.pos_item``
+        and ``batch.neg_item`` of :obj:`user_out` / :obj:`item_out`, with the L2 term on the table rows of the
+        same nodes: :obj:`user_ids` / :obj:`item_ids` map those rows to table ids (a subgraph's ``n_id``; the
+        rows are the ids when :obj:`None`)."""
         u, i, j = user_out[batch.user], item_out[batch.pos_item], item_out[batch.neg_item]
-        reg = (self.user_emb(batch.user), self.item_emb(batch.pos_item), self.item_emb(batch.neg_item))
+        users = batch.user if user_ids is None else user_ids[batch.user]
+        pos = batch.pos_item if item_ids is None else item_ids[batch.pos_item]
+        neg = batch.neg_item if item_ids is None else item_ids[batch.neg_item]
+        reg = (self.user_emb(users), self.item_emb(pos), self.item_emb(neg))
         return self.criterion((u * i).sum(-1), (u * j).sum(-1), reg)
 
     def __repr__(self) -> str:

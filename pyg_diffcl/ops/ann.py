@@ -95,12 +95,11 @@ def faiss_knn(x: Tensor, k: int, loop: bool = False, cosine: bool = False, nlist
         km.train(np.ascontiguousarray(data[rows]))
         index = faiss.IndexFlatIP(dim) if cosine else faiss.IndexFlatL2(dim)
         index.add(km.centroids)
-        _, assign = index.search(data, 1)
-        _, probes = index.search(data, min(nprobe, nlist))
+        _, probes = index.search(data, min(nprobe, nlist))  # nearest first: the first is the row's cluster
     finally:
         faiss.omp_set_num_threads(threads)
-    assign = torch.from_numpy(assign).long().view(-1)
     probes = torch.from_numpy(probes).long()
+    assign = probes[:, 0].clone()
     order = torch.argsort(assign, stable=True)
     sorted_x = xs[order]
     counts = torch.bincount(assign, minlength=nlist)

@@ -22,7 +22,7 @@ import torch
 from ..datasets.files import atomic_write
 from ..datasets.mmrec import default_cache_dir
 from ..ops import available_backends, format_host, host_description
-from ..ops.autotune import choose_backend, set_auto_backend, time_backends
+from ..ops.autotune import choose_backend, time_backends
 
 #: The file of per-host choices in the cache directory.
 CHOICES_FILE = 'backends.json'
@@ -74,9 +74,3 @@ def run_backend(requested: str, device: torch.device, recorded: Optional[str] = 
         return requested
     return recorded if recorded in available_backends() else host_backend(device)
 
-
-def pin_auto(backend: str, device: torch.device) -> None:
-    """Make :obj:`backend` the process's ``'auto'`` on :obj:`device`
-    (:func:`~pyg_diffcl.ops.autotune.set_auto_backend`), so that the graphs a model builds for itself with
-    ``'auto'`` use the run's backend."""
-    set_auto_backend(backend, device)

@@ -46,7 +46,8 @@ from ..errors import ConfigError, DataError, TrainingDiverged, TrainingInterrupt
 from ..evaluation import FullRankingEvaluator, top_k
 from ..models import MODELS, Recommender
 from ..ops import BipartiteAdj
-from .backend import host_backend, pin_auto, run_backend
+from ..ops.autotune import set_auto_backend
+from .backend import host_backend, run_backend
 from .config import RunConfig, check_config, from_dict
 from .distributed import DistContext, barrier, broadcast_object, init_distributed
 from .lock import RunDirectoryLock, writing
@@ -235,8 +236,8 @@ def prepare(config: RunConfig, dataset: Optional[MMRecDataset] = None,
     if config.train.deterministic:
         backend = set_deterministic(device, backend)
     backend = run_backend(backend, device, recorded_backend)
-    if config.train.backend == 'auto':
-        pin_auto(backend, device)
+    if config.train.backend == 'auto':  # the graphs a model builds itself with 'auto' use the run's backend
+        set_auto_backend(backend, device)
     seed_everything(config.train.seed)
     cls = MODELS[config.model_name]
     try:
