@@ -25,8 +25,10 @@ first ``--sampled-batches`` consecutive batches of an epoch,
 sampling included, from the first one on (``sampled_epoch_s`` is then measured in full when the epoch has no
 more batches, else their mean x the batches per epoch; ``sampled_timed_batches`` says which), beside the
 full-graph estimate above from the same process. It also records the mean subgraph size. Those rows go to
-``scale-neighbor.json``, and the plot draws the sampled epoch as a dashed line beside the full one. A model
-that cannot train sampled is reported as such and skipped.
+``scale-neighbor.json`` (a run replaces the rows of its own model, size and fan-out and keeps the others), and
+the plot draws each sampled fan-out as a dashed line beside the full one. DiffCL samples its item-item graphs
+as edge types of the same graph, one hop more (:meth:`~pyg_diffcl.models.DiffCL.make_neighbor_sampler`), at
+the last user-item fan-out given. A model that cannot train sampled is reported as such and skipped.
 
 **Memory formula** (bytes; :math:`U` users, :math:`I` items, :math:`E` training and :math:`E_t` test
 interactions, :math:`d` the embedding size, :math:`L` layers, :math:`B` the evaluation block; float32 values,
@@ -150,6 +152,9 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
                   optimizer: str = 'sparse_adam') -> None:
     """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
     from pyg_diffcl.training.trainer import make_optimizer
+    c = getattr(net, 'config', None)
+    if getattr(c, 'use_item_graph', False):  # DiffCL: the item-graph hops, at the last user-item fan-out
+        fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
     t0 = time.perf_counter()
     try:
         sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0)
@@ -275,14 +280,16 @@ def plot(rows: list, path: Path) -> None:
                                'peak RSS (MiB)')):
         for n, model in enumerate(sorted({r['model'] for r in rows})):
             rs = sorted((r for r in rows if r['model'] == model), key=lambda r: r['train_interactions'])
-            ax.loglog([r['train_interactions'] for r in rs], [r[key] for r in rs], 'o-', color=f'C{n}',
+            one = list({r['size']: r for r in rs}.values())  # the full-graph figures, one row per size
+            ax.loglog([r['train_interactions'] for r in one], [r[key] for r in one], 'o-', color=f'C{n}',
                       label=f'{model} (full graph)' if key == 'epoch_s' else model)
-            sampled = [r for r in rs if 'sampled_epoch_s' in r]
-            if key == 'epoch_s' and sampled:
+            fanouts = sorted({tuple(r['num_neighbors']) for r in rs if 'sampled_epoch_s' in r})
+            for f, fanout in enumerate(fanouts if key == 'epoch_s' else []):
+                sampled = [r for r in rs if 'sampled_epoch_s' in r and tuple(r['num_neighbors']) == fanout]
                 ax.loglog([r['train_interactions'] for r in sampled], [r['sampled_epoch_s'] for r in sampled],
-                          's--', color=f'C{n}', label=f'{model} (sampled, {sampled[0]["num_neighbors"]})')
+                          ('s--', 'd:', '^-.')[f % 3], color=f'C{n}', label=f'{model} (sampled, {list(fanout)})')
             if key == 'peak_rss_mib':
-                ax.loglog([r['train_interactions'] for r in rs], [r['predicted_mib'] for r in rs], 'x--',
+                ax.loglog([r['train_interactions'] for r in one], [r['predicted_mib'] for r in one], 'x--',
                           color=f'C{n}', alpha=0.7, label=f'{model} (formula)')
         ax.set_xlabel('training interactions')
         ax.set_title(label, fontsize=10)
@@ -339,6 +346,12 @@ def main() -> None:
         if s not in SIZES:
             p.error(f'unknown size {s!r} (choose from {", ".join(SIZES)})')
     rows = []
+    kept = []  # earlier rows of other models, sizes or fan-outs
+    if result.is_file():
+        kept = json.loads(result.read_text())
+
+    def same(a: dict, b: dict) -> bool:
+        return (a['model'], a['size'], a.get('num_neighbors')) == (b['model'], b['size'], b.get('num_neighbors'))
     for s in sizes:
         if not data_path(out, s).is_file():
             subprocess.run([sys.executable, __file__, '--out', str(out), '--generate', s], check=True)
@@ -355,6 +368,7 @@ def main() -> None:
             row = json.loads(done.stdout.strip().splitlines()[-1])
             row['wall_s'] = time.perf_counter() - t0
             rows.append(row)
+            kept = [r for r in kept if not same(r, row)]
             print(f"[scale] {model:8s} {s:2s} U={row['users']:>8d} I={row['items']:>7d} E={row['train_interactions']:>9d}"
                   f"  step {row['step_s']:.3f} s x {row['steps_per_epoch']} = epoch {row['epoch_s']:.0f} s"
                   f"  eval {row['eval_s']:.1f} s  peak {row['peak_rss_mib']:.0f} MiB"
@@ -362,9 +376,9 @@ def main() -> None:
                   + (f"  sampled: step {row['sampled_step_s']:.3f} s x {row['sampled_batches_per_epoch']} = epoch "
                      f"{row['sampled_epoch_s']:.0f} s ({row['sampled_timed_batches']} batches timed)"
                      if 'sampled_epoch_s' in row else ''), file=sys.stderr)
-            result.write_text(json.dumps(rows, indent=2))
+            result.write_text(json.dumps(kept + rows, indent=2))
     if rows:
-        report(rows, out, result)
+        report(kept + rows, out, result)
 
 
 def report(rows: list, out: Path, result: Path) -> None:
@@ -375,11 +389,12 @@ def report(rows: list, out: Path, result: Path) -> None:
               f"{r['step_s']:7.3f} {r['epoch_s']:9.0f} {r['eval_s']:8.1f} {r['peak_rss_mib']:9.0f} "
               f"{r['predicted_mib']:8.0f} {r['peak_rss_mib'] / r['predicted_mib']:6.2f}")
     print('\ngrowth exponents between consecutive sizes (d log y / d log E; 1 = linear):')
-    for model in sorted({r['model'] for r in rows}):
-        rs = sorted((r for r in rows if r['model'] == model), key=lambda r: r['train_interactions'])
+    for model, fanout in sorted({(r['model'], tuple(r.get('num_neighbors') or ())) for r in rows}):
+        rs = sorted((r for r in rows if r['model'] == model and tuple(r.get('num_neighbors') or ()) == fanout),
+                    key=lambda r: r['train_interactions'])
         for a, b in zip(rs, rs[1:]):
             x = math.log(b['train_interactions'] / a['train_interactions'])
-            print(f"  {model:9s} {a['size']}->{b['size']}: epoch {math.log(b['epoch_s'] / a['epoch_s']) / x:.2f}, "
+            print(f"  {model:9s} {list(fanout) if fanout else ''} {a['size']}->{b['size']}: epoch {math.log(b['epoch_s'] / a['epoch_s']) / x:.2f}, "
                   f"eval {math.log(b['eval_s'] / a['eval_s']) / x:.2f}, "
                   f"peak RSS {math.log(b['peak_rss_mib'] / a['peak_rss_mib']) / x:.2f}"
                   + (f", sampled epoch {math.log(b['sampled_epoch_s'] / a['sampled_epoch_s']) / x:.2f}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterator, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from ..ops import SubgraphAdj, bipartite_gcn_norm, user_item_edge_type
+from ..ops import Adjacency, SubgraphAdj, bipartite_gcn_norm, user_item_edge_type
 
 #: The edge types of the sampler's own graph: interactions (user -> item) and their reverse.
 FORWARD = ('user', 'to', 'item')
@@ -29,16 +29,21 @@ def _mix(*values: int) -> int:
 class SubgraphBatch(NamedTuple):
     r"""A batch of BPR triples on a sampled subgraph. :attr:`user`, :attr:`pos_item` and :attr:`neg_item`
     index the subgraph's nodes; :attr:`user_id` and :attr:`item_id` map the subgraph's nodes to the whole
-    graph's (PyG's ``n_id``); :attr:`adj` is the subgraph."""
+    graph's (PyG's ``n_id``); :attr:`adj` is the user-item subgraph; :attr:`item_graphs` the sampled item-item
+    graphs by name (:math:`|\mathcal{I}_s| \times |\mathcal{I}_s|`, rows the receiving items), when the
+    sampler has any."""
     user: Tensor
     pos_item: Tensor
     neg_item: Tensor
     user_id: Tensor
     item_id: Tensor
     adj: SubgraphAdj
+    item_graphs: Optional[Dict[str, Adjacency]] = None
 
     def to(self, device: torch.device | str) -> 'SubgraphBatch':
-        return SubgraphBatch(*(t.to(device, non_blocking=True) for t in self[:5]), self.adj.to(device))
+        graphs = (None if self.item_graphs is None else
+                  {name: adj.to(device) for name, adj in self.item_graphs.items()})
+        return SubgraphBatch(*(t.to(device, non_blocking=True) for t in self[:5]), self.adj.to(device), graphs)
 
 
 class NeighborBPRSampler:
@@ -68,6 +73,18 @@ class NeighborBPRSampler:
     restored after it (the caller's random state is left as it was). So an epoch resumes at any batch, and
     two runs of one seed draw the same subgraphs.
 
+    **Item-item graphs** (DiffCL's modality graphs). Each of :obj:`item_graphs` joins the same
+    :class:`~torch_geometric.data.HeteroData` as an ``('item', 'knn<k>', 'item')`` edge type, an edge
+    :math:`j \to i` for every entry :math:`\hat s_{ij}` (:func:`~pyg_diffcl.ops.item_knn_graph`'s
+    ``edge_index[0]`` is the receiving item :math:`i`), and is sampled with the interactions: all of a
+    node's item-item neighbours (fan-out ``-1``, the weights as given, no scaling) during the first
+    :obj:`item_hops` hops, none after. The user-item fan-out :obj:`num_neighbors` then spans all the hops, so
+    that an item reached through the item graph at hop :math:`h` still has :math:`H - h` hops of
+    interactions around it (:math:`H` = ``len(num_neighbors)``): a model that enhances item rows by
+    :math:`L_{ii}` item-graph layers after :math:`L` user-item layers needs :math:`H = L + L_{ii}` hops and
+    ``item_hops`` :math:`= L_{ii}`. With every fan-out ``-1``, the seeds' item-graph products equal the whole
+    graph's.
+
     Args:
         edge_index (Tensor): Training interactions ``[2, E]`` (user, item).
         num_users (int): The number of users.
@@ -77,9 +94,15 @@ class NeighborBPRSampler:
         seed (int): The seed. (default: :obj:`0`)
         scaling (str): ``'degree'`` or ``'none'`` (see above). (default: :obj:`'degree'`)
         backend (str): The sparse backend of the subgraphs' matrices. (default: :obj:`'auto'`)
+        item_graphs (Dict[str, Tuple[Tensor, Tensor]], optional): Item-item graphs by name, each
+            ``(edge_index [2, E], edge_weight [E])`` with ``edge_index[0]`` the receiving item (see above).
+            (default: :obj:`None`)
+        item_hops (int): The hops during which the item-item graphs are sampled; at least 1 and at most
+            ``len(num_neighbors)`` when :obj:`item_graphs` are given. (default: :obj:`1`)
     """
     def __init__(self, edge_index: Tensor, num_users: int, num_items: int, num_neighbors: Sequence[int],
-                 batch_size: int = 2048, seed: int = 0, scaling: str = 'degree', backend: str = 'auto') -> None:
+                 batch_size: int = 2048, seed: int = 0, scaling: str = 'degree', backend: str = 'auto',
+                 item_graphs: Optional[Dict[str, Tuple[Tensor, Tensor]]] = None, item_hops: int = 1) -> None:
         from torch_geometric.data import HeteroData
         from torch_geometric.loader import LinkNeighborLoader
         from torch_geometric.sampler import NegativeSampling
@@ -108,11 +131,31 @@ class NeighborBPRSampler:
         data[FORWARD].edge_weight = weight
         data[REVERSE].edge_index = edge_index.flip(0)
         data[REVERSE].edge_weight = weight
+        self.item_graph_types: Dict[str, Tuple[str, str, str]] = {}
+        fan_out: Any = num_neighbors
+        if item_graphs:
+            if not 1 <= item_hops <= len(num_neighbors):
+                raise ValueError(f'item_hops: expected 1..len(num_neighbors) = {len(num_neighbors)}, got {item_hops}')
+            fan_out = {FORWARD: num_neighbors, REVERSE: num_neighbors}
+            for k, (name, (ii_index, ii_weight)) in enumerate(sorted(item_graphs.items())):
+                ii_index = ii_index.as_subclass(Tensor).long().cpu() if isinstance(ii_index, Tensor) else ii_index
+                if (not isinstance(ii_index, Tensor) or ii_index.dim() != 2 or ii_index.size(0) != 2
+                        or ii_weight.numel() != ii_index.size(1)):
+                    raise ValueError(f'item_graphs: {name!r} needs a [2, E] edge_index and [E] weights')
+                if ii_index.numel() and int(ii_index.max()) >= self.num_items:
+                    raise ValueError(f'item_graphs: {name!r} has an item {int(ii_index.max())} >= num_items '
+                                     f'{self.num_items}')
+                etype = ('item', f'knn{k}', 'item')  # plain names: PyG's sampler joins the parts with '__'
+                data[etype].edge_index = ii_index.flip(0)  # (source j, receiving i)
+                data[etype].edge_weight = ii_weight.detach().float().cpu()
+                fan_out[etype] = [-1] * item_hops + [0] * (len(num_neighbors) - item_hops)
+                self.item_graph_types[name] = etype
+        self.item_hops = int(item_hops) if item_graphs else 0
         self.data = data
         # No iteration through the DataLoader: batches are made by its collate function, one at a time.
         with warnings.catch_warnings():  # PyG's notice that its torch-sparse sampling path (no pyg-lib) is deprecated
             warnings.filterwarnings('ignore', message=".*without a 'pyg-lib' installation.*")
-            self.loader = LinkNeighborLoader(data, num_neighbors=num_neighbors,
+            self.loader = LinkNeighborLoader(data, num_neighbors=fan_out,
                                              edge_label_index=(FORWARD, edge_index),
                                              neg_sampling=NegativeSampling('triplet'), batch_size=self.batch_size,
                                              shuffle=False)
@@ -158,8 +201,13 @@ class NeighborBPRSampler:
                 weight = weight * (degree[dst_id].float() / sampled.float())[dst]
             parts.append((torch.stack([dst, src]), weight))
         adj = SubgraphAdj(parts[0], parts[1], user_id.numel(), item_id.numel(), self.backend)
+        graphs = None
+        if self.item_graph_types:
+            n = item_id.numel()
+            graphs = {name: Adjacency(sub[etype].edge_index.flip(0), sub[etype].edge_weight, (n, n), adj.backend)
+                      for name, etype in self.item_graph_types.items()}
         return SubgraphBatch(sub['user'].src_index, sub['item'].dst_pos_index, sub['item'].dst_neg_index,
-                             user_id, item_id, adj)
+                             user_id, item_id, adj, graphs)
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[SubgraphBatch]:
         """The batches of one epoch, from batch :obj:`start_batch` on (resuming mid-epoch)."""
@@ -175,4 +223,6 @@ class NeighborBPRSampler:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(interactions={self.edge_index.size(1)}, '
                 f'num_neighbors={self.num_neighbors}, batch_size={self.batch_size}, seed={self.seed}, '
-                f'scaling={self.scaling!r})')
+                f'scaling={self.scaling!r}' + (f', item_graphs={sorted(self.item_graph_types)}, '
+                                               f'item_hops={self.item_hops}' if self.item_graph_types else '')
+                + ')')

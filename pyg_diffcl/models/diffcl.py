@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.typing import Adj
 
+from ..datasets.neighbor import NeighborBPRSampler, SubgraphBatch
 from ..datasets.sampler import BPRBatch
 from ..checks import Validated, check_choice, check_non_negative, check_positive, check_probability
 from ..nn import (
@@ -191,6 +192,19 @@ class DiffCL(Recommender):
 
     **Ablations** (Table III): :obj:`use_diffusion`, :obj:`use_alignment`, :obj:`use_item_graph`.
 
+    **Sampled subgraphs** (:meth:`make_neighbor_sampler`, ``train.loader=neighbor``). The modality item-item
+    graphs become edge types of the sampler's :class:`~torch_geometric.data.HeteroData` and are sampled with
+    the interactions (:class:`~pyg_diffcl.datasets.NeighborBPRSampler`): :math:`H = L + L_{ii}` hops, the
+    item graphs during the first :math:`L_{ii}`, so that the item rows an enhancement reads have their
+    :math:`L` hops of interactions. A batch then computes every branch only on its subgraph: layer-0 rows
+    of the subgraph's users and items (the feature projection and its dropout too), :math:`L` layers over
+    the sampled interactions (the whole graph's normalisation), the item-graph enhancement over the sampled
+    item-item edges, and the loss above at the batch's rows. The one term that reads whole matrices, the
+    alignment, takes its statistics over the batch's own rows instead (its unique users and unique
+    positive and negative items, whose embeddings are exact up to the sampling): a mini-batch estimate of
+    the full-matrix mean and deviation. ``modality_users='items'`` (a user's mean over all their training
+    items) trains on the whole graph only.
+
     Args:
         num_users (int): The number of users.
         num_items (int): The number of items.
@@ -298,18 +312,38 @@ class DiffCL(Recommender):
             mods[m] = (self.modality_propagation or self.propagation)(adj, user0, item0)
         return id_pair, mods
 
+    def encode_subgraph(self, batch: SubgraphBatch) -> Tuple[Pair, Dict[str, Pair]]:
+        """:meth:`encode` on a sampled subgraph: the same branches, over the rows of the subgraph's users
+        (``batch.user_id``) and items (``batch.item_id``) and its sampled interactions."""
+        if self.config.modality_users == 'items':
+            raise ValueError("modality_users: 'items' averages all of a user's training items, which a sampled "
+                             'subgraph does not hold; train on the whole graph')
+        uid, iid = batch.user_id, batch.item_id
+        id_pair = self.propagation(batch.adj, self._layer0(self.id_user(uid), self._norm_id),
+                                   self._layer0(self.id_item(iid), self._norm_id))
+        mods = {}
+        for m in self.modalities:
+            item0 = self._layer0(self._dropout(self.proj[m](getattr(self, f"feat_{m}")[iid])), self._norm_mod)
+            user0 = self.user_pref[m](uid) if self.config.modality_users == 'free' else self.id_user(uid)
+            mods[m] = (self.modality_propagation or self.propagation)(batch.adj, self._layer0(user0, self._norm_mod),
+                                                                      item0)
+        return id_pair, mods
+
     def _item_adj(self, m: str) -> Adjacency:
         return self.buffer_adjacency(f'ii_index_{m}', f'ii_weight_{m}', (self.num_items, self.num_items))
 
-    def enhance(self, mods: Dict[str, Pair]) -> Dict[str, Pair]:
-        """Eq. 22-23: add :math:`\\hat{S}_m^{L_{ii}} E^i_m` to each modality's item rows."""
+    def enhance(self, mods: Dict[str, Pair], item_graphs: Optional[Dict[str, Adjacency]] = None) -> Dict[str, Pair]:
+        """Eq. 22-23: add :math:`\\hat{S}_m^{L_{ii}} E^i_m` to each modality's item rows (over
+        :obj:`item_graphs` when given: a sampled subgraph's, :attr:`SubgraphBatch.item_graphs
+        <pyg_diffcl.datasets.SubgraphBatch.item_graphs>`)."""
         if not self.config.use_item_graph:
             return mods
         out = {}
         for m, (u, i) in mods.items():
+            graph = self._item_adj(m) if item_graphs is None else item_graphs[m]
             h = i
             for _ in range(self.config.item_graph_layers):
-                h = self.propagation.conv((h, h), self._item_adj(m))
+                h = self.propagation.conv((h, h), graph)
             out[m] = (u, i + h)
         return out
 
@@ -321,10 +355,45 @@ class DiffCL(Recommender):
         return torch.cat([fused[0], e_id[0]], dim=-1), torch.cat([fused[1], e_id[1]], dim=-1)
 
     # ---------------------------------------------------------------------------------------------- loss
-    def loss(self, adj: Union[Adj, BipartiteAdj], batch: BPRBatch) -> Tensor:
+    def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
+                              seed: int, scaling: str = 'degree', backend: str = 'auto') -> NeighborBPRSampler:
+        """Batches on sampled subgraphs with the item-item graphs as edge types: :obj:`num_neighbors` needs
+        one user-item fan-out per hop, :math:`H = L + L_{ii}` of them (:math:`L` the deeper of the ID and
+        modality propagations, :math:`L_{ii}` = :obj:`item_graph_layers` with :obj:`use_item_graph`);
+        :obj:`None`: 10 per hop."""
         c = self.config
-        e_id, mods = self.encode(adj)
-        enh = self.enhance(mods)
+        if c.modality_users == 'items':
+            raise ValueError("loader: DiffCL with model.modality_users=items trains on the whole graph only (a "
+                             "user's modality row averages all their training items)")
+        layers = max(c.num_layers, c.num_layers if c.modality_layers is None else c.modality_layers)
+        item_hops = c.item_graph_layers if c.use_item_graph else 0
+        hops = layers + item_hops
+        if hops < 1:
+            raise ValueError('num_neighbors: a DiffCL without layers has no neighbourhood to sample')
+        num_neighbors = [10] * hops if num_neighbors is None else list(num_neighbors)
+        if len(num_neighbors) != hops:
+            raise ValueError(f'num_neighbors: one fan-out per hop ({hops}: {layers} user-item layers + {item_hops} '
+                             f'item-graph layers), got {num_neighbors}')
+        graphs = ({m: (getattr(self, f'ii_index_{m}'), getattr(self, f'ii_weight_{m}')) for m in self.modalities}
+                  if item_hops else None)
+        return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,
+                                  scaling, backend, graphs, max(item_hops, 1))
+
+    def sparse_embeddings(self) -> List[torch.nn.Embedding]:
+        """The ID tables and the modality user tables: on sampled subgraphs the loss reads them row by row."""
+        return [self.id_user, self.id_item, *self.user_pref.values()]
+
+    def loss(self, adj: Optional[Union[Adj, BipartiteAdj]], batch: Union[BPRBatch, SubgraphBatch]) -> Tensor:
+        """The loss above of a :class:`~pyg_diffcl.datasets.sampler.BPRBatch` over the whole graph :obj:`adj`,
+        or of a :class:`~pyg_diffcl.datasets.SubgraphBatch` over its own subgraph (:obj:`adj` unused)."""
+        c = self.config
+        sampled = isinstance(batch, SubgraphBatch)
+        if sampled:
+            e_id, mods = self.encode_subgraph(batch)
+            enh = self.enhance(mods, batch.item_graphs)
+        else:
+            e_id, mods = self.encode(adj)
+            enh = self.enhance(mods)
         B = batch.user.numel()
         cl_users = cl_items = batch.user[:0]
         if c.use_diffusion:
@@ -348,7 +417,8 @@ class DiffCL(Recommender):
         fu = self.fusion([mod_u[m][:B] for m in self.modalities])
         fi = self.fusion([mod_i[m] for m in self.modalities])
         score = (fu.repeat(2, 1) * fi).sum(-1) + (id_u.repeat(2, 1) * id_i).sum(-1)
-        reg = (self.id_user(batch.user), self.id_item(pair_items))
+        glob_u = batch.user_id[batch.user] if sampled else batch.user
+        reg = (self.id_user(glob_u), self.id_item(batch.item_id[pair_items] if sampled else pair_items))
         loss = self.bpr(score[:B], score[B:], reg)
         if c.use_diffusion:
             cl = loss.new_zeros(())
@@ -360,10 +430,14 @@ class DiffCL(Recommender):
                 if c.diff_weight > 0:
                     diff = diff + self.views[m].loss(x0)
             loss = loss + c.cl_weight * cl + c.diff_weight * diff
-        if c.use_alignment:  # over the full (users; items) matrices, given as their two row blocks
+        if c.use_alignment and not sampled:  # over the full (users; items) matrices, given as their two row blocks
             loss = loss + c.align_weight * self.alignment(e_id, *[enh[m] for m in self.modalities])
+        elif c.use_alignment:  # over the batch's own rows: its unique users and items
+            au, ai = torch.unique(batch.user), torch.unique(pair_items)
+            loss = loss + c.align_weight * self.alignment((e_id[0][au], e_id[1][ai]),
+                                                          *[(enh[m][0][au], enh[m][1][ai]) for m in self.modalities])
         if c.emb_reg_weight > 0 and len(self.user_pref) > 0:
-            loss = loss + c.emb_reg_weight * sum(self.user_pref[m](batch.user).pow(2).mean() for m in self.modalities)
+            loss = loss + c.emb_reg_weight * sum(self.user_pref[m](glob_u).pow(2).mean() for m in self.modalities)
         return loss
 
     def _cl_nodes(self, nodes: Tensor) -> Tensor:

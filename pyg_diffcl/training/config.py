@@ -104,17 +104,19 @@ class TrainConfig(Validated):
     ddp_split: str = 'batches'
     #: ``full``: every step propagates the whole graph. ``neighbor``: each batch propagates over its own sampled
     #: subgraph (PyG's ``LinkNeighborLoader``; :class:`~pyg_diffcl.datasets.NeighborBPRSampler`), for models
-    #: that support it (LightGCN); the others refuse it.
+    #: that support it (LightGCN, DiffCL); the others refuse it.
     loader: str = 'full'
-    #: The fan-out per layer of ``loader: neighbor``, in PyG's convention (``-1``: every neighbour); ``null``:
-    #: 10 per layer.
+    #: The fan-out per hop of ``loader: neighbor``, in PyG's convention (``-1``: every neighbour); ``null``:
+    #: 10 per hop. One hop per layer; DiffCL samples its item-item graphs as well, one more hop per
+    #: item-graph layer (``num_layers + item_graph_layers`` entries).
     num_neighbors: Optional[List[int]] = None
     #: The weights of sampled edges: ``degree`` (the whole graph's normalisation times :math:`d_v / s_v`, an
     #: unbiased estimate of each layer's full sum) or ``none`` (the whole graph's normalisation alone).
     neighbor_scaling: str = 'degree'
     #: ``adam``, or ``sparse_adam`` with ``loader: neighbor``: the embedding tables take row-sparse gradients
-    #: and :class:`torch.optim.SparseAdam` ("lazy" Adam), so that a step costs what the sampled subgraph
-    #: touches, not the size of the tables (see :class:`~pyg_diffcl.training.Trainer`).
+    #: and "lazy" Adam (:class:`~pyg_diffcl.training.optim.RowSparseAdam`, torch's ``SparseAdam`` at a
+    #: fraction of its cost), so that a step costs what the sampled subgraph touches, not the size of the
+    #: tables (see :class:`~pyg_diffcl.training.Trainer`).
     optimizer: str = 'adam'
 
     def validate(self) -> None:

@@ -21,6 +21,7 @@ from torch import Tensor
 from ..evaluation import FullRankingEvaluator
 from ..models.base import Recommender
 from ..ops import BipartiteAdj
+from .optim import RowSparseAdam
 from .distributed import DistContext, ShardedSampler, all_gather_object, all_reduce_sum, broadcast_object, wrap_ddp
 
 
@@ -136,7 +137,7 @@ def make_optimizer(model: torch.nn.Module, kind: str = 'adam', lr: float = 1e-3,
     for table in tables:
         table.sparse = True
     sparse = {id(t.weight) for t in tables}
-    parts = {'sparse': torch.optim.SparseAdam([t.weight for t in tables], lr=lr)}
+    parts = {'sparse': RowSparseAdam([t.weight for t in tables], lr=lr)}
     dense = [p for p in model.parameters() if id(p) not in sparse and p.requires_grad]
     if dense:
         parts['dense'] = torch.optim.Adam(dense, lr=lr, fused=True if fused_adam else None)
@@ -202,7 +203,7 @@ class Trainer:
             pass over each parameter. (default: :obj:`False`)
         optimizer (str): ``'adam'``, or ``'sparse_adam'``: the model's embedding tables
             (:meth:`~pyg_diffcl.models.Recommender.sparse_embeddings`) get row-sparse gradients and
-            :class:`torch.optim.SparseAdam` ("lazy" Adam: a step updates the rows of this batch's nodes and
+            :class:`~pyg_diffcl.training.optim.RowSparseAdam` ("lazy" Adam: a step updates the rows of this batch's nodes and
             their moments, and leaves every other row as it is, so a step costs what the batch touches, not
             what the tables hold), the other parameters Adam. For training on sampled subgraphs.
             (default: :obj:`'adam'`)

@@ -7,8 +7,8 @@ from torch_geometric.data import HeteroData
 
 from pyg_diffcl.datasets import NeighborBPRSampler, SubgraphBatch
 from pyg_diffcl.datasets.sampler import BPRBatch
-from pyg_diffcl.models import LightGCN
-from pyg_diffcl.ops import BipartiteAdj
+from pyg_diffcl.models import DiffCL, DiffCLConfig, LightGCN
+from pyg_diffcl.ops import BipartiteAdj, item_knn_graph
 
 from tests.helpers import run_cli, stop_at_resume_write, tiny_run_config, write_dataset
 
@@ -59,6 +59,93 @@ def test_full_fan_out_is_the_whole_graph_at_the_seeds(scaling):
         model.loss(full, BPRBatch(users, pos, neg)).backward()
         for g_sub, p in zip(sampled, model.parameters()):
             torch.testing.assert_close(g_sub, p.grad, atol=1e-6, rtol=1e-4)
+
+
+def small_diffcl(num_users=20, num_items=15, seed=0, **config):
+    gen = torch.Generator().manual_seed(seed)
+    features = {'image': torch.randn(num_items, 7, generator=gen), 'text': torch.randn(num_items, 5, generator=gen)}
+    graphs = {m: item_knn_graph(x, k=3) for m, x in features.items()}
+    base = dict(embedding_dim=6, num_layers=2, feat_dropout=0.0, use_diffusion=False, use_alignment=False,
+                id_reg_weight=1e-2, normalize_input='modalities', emb_reg_weight=0.7)
+    torch.manual_seed(seed)
+    return DiffCL(num_users, num_items, features, graphs, DiffCLConfig(**{**base, **config}))
+
+
+@pytest.mark.parametrize('config', [{}, {'modality_layers': 1, 'item_graph_layers': 2},
+                                    {'modality_users': 'id', 'normalize_input': 'all'}])
+def test_diffcl_at_full_fan_out_is_the_whole_graph_at_the_seeds(config):
+    """Every branch, after the item-graph enhancement, at the batch's rows, and the loss with its gradient,
+    equal the whole graph's when every fan-out is -1 (the item graphs sampled as edge types)."""
+    ei = random_graph()
+    model = small_diffcl(**config)
+    hops = 2 + model.config.item_graph_layers
+    sampler = model.make_neighbor_sampler(ei, [-1] * hops, batch_size=9, seed=1)
+    assert sampler.item_hops == model.config.item_graph_layers and sorted(sampler.item_graph_types) == ['image', 'text']
+    full = BipartiteAdj(ei, 20, 15)
+    e_id, mods = model.encode(full)
+    whole = {'id': e_id, **model.enhance(mods)}
+    for batch in sampler.epoch(0):
+        s_id, s_mods = model.encode_subgraph(batch)
+        sub = {'id': s_id, **model.enhance(s_mods, batch.item_graphs)}
+        users = batch.user_id[batch.user]
+        items = torch.cat([batch.pos_item, batch.neg_item])
+        for name in whole:
+            torch.testing.assert_close(sub[name][0][batch.user], whole[name][0][users], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(sub[name][1][items], whole[name][1][batch.item_id[items]], atol=1e-5, rtol=1e-5)
+        model.zero_grad()
+        model.loss(None, batch).backward()
+        sampled = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad()
+        model.loss(full, BPRBatch(users, batch.item_id[batch.pos_item], batch.item_id[batch.neg_item])).backward()
+        reference = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        assert sampled.keys() == reference.keys()
+        for n in reference:
+            torch.testing.assert_close(sampled[n], reference[n], atol=1e-6, rtol=1e-4, msg=n)
+
+
+def test_diffcl_sampled_item_graphs_and_alignment_on_the_batch_rows():
+    """At a small fan-out the sampled item-item edges are the whole graph's (same weights), all of them into
+    each seed item during the one item hop and none into other items; the alignment term is the mean and
+    deviation gap over the batch's unique users and items, computed here by hand."""
+    ei = random_graph(num_users=40, num_items=30, per_user=8, seed=1)
+    model = small_diffcl(40, 30, use_alignment=True, align_weight=0.5)
+    sampler = model.make_neighbor_sampler(ei, [2, 2, 2], batch_size=6, seed=0)
+    batch = sampler.batch(0, 2)
+    seeds = torch.unique(torch.cat([batch.pos_item, batch.neg_item]))
+    for m in model.modalities:
+        full = {(int(i), int(j)): float(w) for (i, j), w in zip(getattr(model, f'ii_index_{m}').t(),
+                                                                 getattr(model, f'ii_weight_{m}'))}
+        dst, src = batch.item_graphs[m].index
+        got = {(int(batch.item_id[i]), int(batch.item_id[j])): float(w)
+               for i, j, w in zip(dst, src, batch.item_graphs[m].weight)}
+        want = {(i, j): w for (i, j), w in full.items() if i in set(batch.item_id[seeds].tolist())}
+        assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k]) for k in want)
+    model.eval()  # no dropout either way
+    with torch.no_grad():
+        s_id, s_mods = model.encode_subgraph(batch)
+        enh = model.enhance(s_mods, batch.item_graphs)
+        au = torch.unique(batch.user)
+        ai = torch.unique(torch.cat([batch.pos_item, batch.neg_item]))
+        def stats(pair):
+            x = torch.cat([pair[0][au], pair[1][ai]]).double()
+            return x.mean(), x.std(unbiased=False)
+        mu_id, sd_id = stats(s_id)
+        by_hand = sum(abs(mu_id - stats(enh[m])[0]) + abs(sd_id - stats(enh[m])[1]) for m in model.modalities)
+        with_align = model.loss(None, batch)
+        model.config.use_alignment = False
+        without = model.loss(None, batch)
+    assert float(with_align - without) == pytest.approx(0.5 * float(by_hand), rel=1e-4, abs=1e-6)
+
+
+def test_diffcl_sampled_refusals():
+    ei = random_graph()
+    with pytest.raises(ValueError, match=r'num_neighbors: one fan-out per hop \(3: 2 user-item layers \+ 1'):
+        small_diffcl().make_neighbor_sampler(ei, [5, 5], 8, 0)
+    assert small_diffcl(use_item_graph=False).make_neighbor_sampler(ei, None, 8, 0).num_neighbors == [10, 10]
+    with pytest.raises(ValueError, match='loader: DiffCL with model.modality_users=items'):
+        small_diffcl(modality_users='items').make_neighbor_sampler(ei, None, 8, 0)
+    with pytest.raises(ValueError, match='item_hops'):
+        NeighborBPRSampler(ei, 20, 15, [3], item_graphs={'a': item_knn_graph(torch.randn(15, 4), k=2)}, item_hops=2)
 
 
 def test_sampled_edges_keep_the_whole_graph_normalisation():
@@ -143,8 +230,10 @@ def test_cli_trains_sampled_and_refuses_what_cannot(data, tmp_path):
                   '--out', str(tmp_path / 'ok'))
     assert res.returncode == 0, res.stderr
     assert (tmp_path / 'ok' / 'metrics.json').is_file()
-    for args, text in ((['--model', 'diffcl'], 'train.loader=neighbor: model diffcl trains on the whole graph only'),
-                       (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3]'],
+    res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--set', 'train.loader=neighbor', '--quiet',
+                  '--out', str(tmp_path / 'no'))
+    assert res.returncode == 2 and 'train.loader=neighbor: model ld4mrec trains on the whole graph only' in res.stderr
+    for args, text in (                       (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3]'],
                         'train.num_neighbors: one fan-out per layer (2)'),
                        (['--model', 'lightgcn', '--set', 'train.num_neighbors=[3,0]'], 'train.num_neighbors'),
                        (['--model', 'lightgcn', '--set', 'train.loader=full', '--set', 'train.optimizer=sparse_adam'],
@@ -154,19 +243,30 @@ def test_cli_trains_sampled_and_refuses_what_cannot(data, tmp_path):
         assert res.returncode == 2 and len(lines) == 1 and text in lines[0], res.stderr
 
 
-@pytest.mark.parametrize('optimizer', ['adam', 'sparse_adam'])
-def test_sampled_training_resumes_bit_for_bit(data, tmp_path, monkeypatch, optimizer):
+@pytest.fixture(scope='module')
+def mm_data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp('neighbor') / 'mm2', num_users=40, num_items=30,
+                         modalities={'v': 6, 'a': 4})
+
+
+@pytest.mark.parametrize('model,optimizer', [('lightgcn', 'adam'), ('lightgcn', 'sparse_adam'),
+                                             ('diffcl', 'sparse_adam')])
+def test_sampled_training_resumes_bit_for_bit(data, mm_data, tmp_path, monkeypatch, model, optimizer):
     from pyg_diffcl.training.lock import RunWriteError
     from pyg_diffcl.training.run import resume_run, train_run
+    fan_out = '[4,4]' if model == 'lightgcn' else '[4,4,3]'
     sets = ['model.embedding_dim=8', 'model.num_layers=2', 'train.batch_size=32', 'train.loader=neighbor',
-            'train.num_neighbors=[4,4]', f'train.optimizer={optimizer}']
+            f'train.num_neighbors={fan_out}', f'train.optimizer={optimizer}']
+    if model == 'diffcl':
+        data = mm_data
+        sets += ['model.item_graph_k=3', 'model.cl_max_nodes=8']
     out = tmp_path / 'run'
     undo = stop_at_resume_write(monkeypatch)
     with pytest.raises(RunWriteError):
-        train_run(tiny_run_config(data, sets=sets), out, quiet=True)
+        train_run(tiny_run_config(data, model, sets=sets), out, quiet=True)
     undo()
     resumed = resume_run(out, quiet=True)
-    reference = train_run(tiny_run_config(data, sets=sets), tmp_path / 'ref', quiet=True)
+    reference = train_run(tiny_run_config(data, model, sets=sets), tmp_path / 'ref', quiet=True)
     assert resumed['test'] == reference['test'] and resumed['best_epoch'] == reference['best_epoch']
     def losses(run):  # epoch, loss and validation columns (not the timings)
         import csv
