@@ -116,11 +116,59 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.add_argument('--write-readme', action='store_true', help="replace the stated table with this one")
     rp.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
 
+    tu = sub.add_parser('tune', help='validation-only hyper-parameter search (Optuna): multi-seed, pruned, '
+                                     'resumable, shareable across processes and machines')
+    tu.add_argument('--model', required=True, choices=sorted(MODELS), help='the model')
+    tu.add_argument('--data', default='tiktok', help="an embedded data set's name or a data set directory "
+                                                     "(default: tiktok)")
+    tu.add_argument('--space', default=None, help="the search space YAML (default: the model's packaged one, "
+                                                  "pyg_diffcl/configs/spaces/MODEL.yaml)")
+    tu.add_argument('--trials', type=int, default=20, help='finished trials (complete or pruned) the study should '
+                                                           'hold; a continued study runs only the rest (default: 20)')
+    tu.add_argument('--seeds', default='0,1,2', help='comma-separated seeds each trial trains (default: 0,1,2)')
+    tu.add_argument('--metric', default=None, help="the validation metric to maximise (default: the config's "
+                                                   "eval.metric, recall@20)")
+    tu.add_argument('--storage', default=None, help='an Optuna storage URL (default: sqlite:///OUT/study.db; a '
+                                                    'PostgreSQL or MySQL URL shares the study across machines)')
+    tu.add_argument('--study', default=None, help='the study name (default: MODEL-DATA)')
+    tu.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                    help='fix one value outside the space for every run (repeatable)')
+    tu.add_argument('--pruner', default='median', choices=['median', 'percentile', 'none'],
+                    help='stops poor trials from their validation curves (default: median)')
+    tu.add_argument('--prune-warmup', type=int, default=10, metavar='EPOCHS',
+                    help='no run is pruned before this epoch (default: 10)')
+    tu.add_argument('--sampler', default='tpe', choices=['tpe', 'random', 'grid'],
+                    help='how settings are drawn (default: tpe; grid: every combination of the choices)')
+    tu.add_argument('--sampler-seed', type=int, default=None, help="the sampler's seed (default: none; give "
+                                                                   "each process of a shared study its own)")
+    tu.add_argument('--heartbeat', type=float, default=60.0, metavar='SECONDS',
+                    help="a trial whose process has not sent a heartbeat for twice this is taken as dead and "
+                         "retried (default: 60)")
+    tu.add_argument('--out', required=True, help='the study directory: trials/, study.db, best.yaml, trials.csv')
+    tu.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
+
     dt = sub.add_parser('data', help='summarise a data set directory (or an embedded data set)')
     dt.add_argument('dir')
     dt.add_argument('--json', action='store_true', help='print JSON')
     dt.add_argument('--debug', action='store_true', help=argparse.SUPPRESS)
     return parser
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .training.tune import TuneSpec, load_space, require_optuna, space_path, tune
+    require_optuna()
+    try:
+        seeds = [int(v) for v in args.seeds.split(',') if v.strip()]
+    except ValueError:
+        raise ConfigError(f'--seeds {args.seeds}: expected comma-separated integers') from None
+    path = args.space or space_path(args.model)
+    if args.space is None and not space_path(args.model).is_file():
+        raise ConfigError(f'--space: model {args.model} ships no search space; give one')
+    spec = TuneSpec(args.model, args.data, seeds, list(args.set), load_space(path), str(path), args.metric)
+    tune(spec, args.out, args.trials, args.storage, args.study, args.pruner, args.sampler, args.sampler_seed,
+         args.prune_warmup, args.heartbeat, log=lambda *a: print(*a, file=sys.stderr, flush=True))
+    return 0
 
 
 def _features_arg(items: List[str]) -> Dict[str, str]:
@@ -197,6 +245,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         config = resolve_config(layers=_train_layers(args))
         train_run(config, args.out, overwrite=args.overwrite, quiet=args.quiet)
         return 0
+    if args.command == 'tune':
+        return _tune(args)
     if args.command == 'evaluate':
         from .training import evaluate_run
         print(json.dumps(evaluate_run(args.run_dir, args.split), indent=2))

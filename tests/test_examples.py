@@ -45,14 +45,22 @@ def test_ablation_only_trains_the_named_variants(tmp_path):
     assert '| DiffCL_h |' in out and '| DiffCL_baseline |' not in out
 
 
-def test_grid_search_selects_on_validation(tmp_path):
+def test_grid_search_trains_every_combination_and_selects_on_validation(tmp_path):
+    import csv
+    import json
+    import yaml
     data = write_dataset(tmp_path / 'd', num_users=20, num_items=25, modalities={})
-    out = run('grid_search.py', '--model', 'lightgcn', '--data', str(data), '--grid', 'model.num_layers=1,2',
-              '--set', 'train.epochs=2', '--out', str(tmp_path / 'g'))
-    lines = [l for l in out.split('\n') if l.startswith('num_layers=')]
-    valid = [float(l.split()[1]) for l in lines[-2:]]  # the sorted table
-    assert valid == sorted(valid, reverse=True)
-    assert out.strip().endswith(lines[-2].split()[0])
+    run('grid_search.py', '--model', 'lightgcn', '--data', str(data), '--grid', 'model.num_layers=1,2',
+        '--grid', 'model.reg_weight=1e-4,1e-2', '--set', 'train.epochs=2', '--out', str(tmp_path / 'g'))
+    with open(tmp_path / 'g' / 'trials.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((int(r['model.num_layers']), float(r['model.reg_weight'])) for r in rows) == [
+        (1, 1e-4), (1, 1e-2), (2, 1e-4), (2, 1e-2)]
+    valid = {int(r['number']): json.loads((tmp_path / 'g' / 'trials' / f"{int(r['number']):04d}" / 'seed-0'
+                                           / 'metrics.json').read_text())['valid']['recall@20'] for r in rows}
+    best = yaml.safe_load((tmp_path / 'g' / 'best.yaml').read_text())['model']
+    winner = next(r for r in rows if valid[int(r['number'])] == max(valid.values()))
+    assert best['num_layers'] == int(winner['model.num_layers'])
 
 
 def test_stopping_rules_replays_the_trainer_rule(tmp_path):

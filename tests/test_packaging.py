@@ -23,7 +23,11 @@ def pyproject():
 def test_environment_yml_names_the_same_dependencies_and_pins():
     proj = pyproject()
     core = dict(split_req(r) for r in proj['dependencies'])
-    test_extra = dict(split_req(r) for r in proj['optional-dependencies']['test'])
+    installer = (ROOT / 'tools' / 'setup_env.sh').read_text()
+    # the extras the README's set-up command installs (test, tune), which the conda file names too
+    extras = re.search(r'-e "\.\[([a-z,]+)\]"', installer).group(1).split(',')
+    assert 'test' in extras and 'tune' in extras
+    test_extra = {k: v for e in extras for k, v in (split_req(r) for r in proj['optional-dependencies'][e])}
     sparse = dict(split_req(r) for r in proj['optional-dependencies']['sparse'])
     env_text = (ROOT / 'environment.yml').read_text()
     env = yaml.safe_load(env_text)
@@ -37,7 +41,6 @@ def test_environment_yml_names_the_same_dependencies_and_pins():
         assert env_pip[name] == spec, name
     # torch and PyG: pyproject accepts a range (so a user's CUDA build or own PyG is not replaced); the conda
     # file and the installer pin the same version, which the range admits.
-    installer = (ROOT / 'tools' / 'setup_env.sh').read_text()
     for name, var in pinned.items():
         assert core[name].startswith('>='), name
         pin = re.search(rf'{var}:-{name}==([0-9.]+)', installer).group(1)

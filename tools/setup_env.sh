@@ -48,6 +48,6 @@ done
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     echo "[setup] installing pyg_diffcl (editable) and its dependencies"
     # shellcheck disable=SC2086
-    pip_q --no-build-isolation $PYG_SPEC -e ".[test]"
+    pip_q --no-build-isolation $PYG_SPEC -e ".[test,tune]"
     touch "$STAMP"
 fi

@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -382,13 +382,14 @@ def _write_log(path: Path, history: List[EpochRecord], metric_keys: List[str]) -
 
 
 def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet: bool = False,
-              log=print) -> Dict[str, Any]:
+              log=print, should_stop: Optional[Callable[[EpochRecord], bool]] = None) -> Dict[str, Any]:
     """Train, select on validation, test the selected epoch once, write the run directory.
 
     Returns the content of ``metrics.json``. Changes no process-wide setting: the ``pyg-diffcl`` entry point
     applies :func:`~pyg_diffcl.ops.tune_allocator` itself, and a Python caller may do the same. A SIGINT
     saves the state and raises :class:`~pyg_diffcl.errors.TrainingInterrupted`; :func:`resume_run`
-    continues it.
+    continues it. :obj:`should_stop` (:class:`~pyg_diffcl.training.Trainer`'s) may end training after any
+    epoch as an early stop does; ``metrics.json`` then says ``"pruned": true``.
     """
     out = Path(out)
     ctx = init_distributed(config.train.device.split(':')[0])
@@ -400,7 +401,7 @@ def train_run(config: RunConfig, out: str | Path, overwrite: bool = False, quiet
         check_out_dir(out, overwrite)
     try:
         _on_main(ctx, claim)
-        return _execute(config, out, None, quiet, log, ctx)
+        return _execute(config, out, None, quiet, log, ctx, should_stop)
     finally:
         lock.release()
 
@@ -422,7 +423,8 @@ def _on_main(ctx: DistContext, fn) -> None:
 
 
 def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Optional[int] = None,
-               quiet: bool = False, log=print) -> Dict[str, Any]:
+               quiet: bool = False, log=print,
+               should_stop: Optional[Callable[[EpochRecord], bool]] = None) -> Dict[str, Any]:
     """Continue an interrupted run from its ``last.pt`` with the configuration in its ``config.yaml``.
 
     Only :obj:`epochs` and :obj:`patience` may change (a smaller :obj:`epochs` than already run finishes the
@@ -436,12 +438,13 @@ def resume_run(run_dir: str | Path, epochs: Optional[int] = None, patience: Opti
     if int(os.environ.get('RANK', '0') or 0) == 0:  # under torchrun, rank 0 owns the directory
         lock.acquire()
     try:
-        return _resume(run_dir, epochs, patience, quiet, log)
+        return _resume(run_dir, epochs, patience, quiet, log, should_stop)
     finally:
         lock.release()
 
 
-def _resume(run_dir: Path, epochs: Optional[int], patience: Optional[int], quiet: bool, log) -> Dict[str, Any]:
+def _resume(run_dir: Path, epochs: Optional[int], patience: Optional[int], quiet: bool, log,
+            should_stop: Optional[Callable[[EpochRecord], bool]] = None) -> Dict[str, Any]:
     import yaml
     if (run_dir / 'metrics.json').exists():
         raise ConfigError(f'--resume {run_dir}: the run is complete (metrics.json); nothing to resume')
@@ -479,7 +482,7 @@ def _resume(run_dir: Path, epochs: Optional[int], patience: Optional[int], quiet
                           f'exactly only with as many (this launch has {ctx.world_size}; '
                           + ('torchrun --nproc_per_node=' + str(saved_world) if saved_world > 1 else 'no torchrun')
                           + ')')
-    return _execute(config, run_dir, ckpt, quiet, log, ctx)
+    return _execute(config, run_dir, ckpt, quiet, log, ctx, should_stop)
 
 
 def _check_checksums(recorded: Dict[str, str], dataset: MMRecDataset) -> None:
@@ -491,7 +494,8 @@ def _check_checksums(recorded: Dict[str, str], dataset: MMRecDataset) -> None:
 
 
 def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], quiet: bool,
-             log, ctx: DistContext) -> Dict[str, Any]:
+             log, ctx: DistContext,
+             should_stop: Optional[Callable[[EpochRecord], bool]] = None) -> Dict[str, Any]:
     main = ctx.is_main
     device = None
     if ctx.enabled and config.train.device.startswith('cuda'):
@@ -568,7 +572,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
                       show_progress=not quiet and main, on_checkpoint=on_checkpoint,
                       checkpoint_every=config.train.checkpoint_every, dist=ctx,
                       ddp_split=config.train.ddp_split, min_epochs=config.train.min_epochs,
-                      patience_window=config.train.patience_window, optimizer=config.train.optimizer)
+                      patience_window=config.train.patience_window, optimizer=config.train.optimizer,
+                      should_stop=should_stop)
     if resume is None:
         if main:
             with writing(log_path, resumable, out):
@@ -631,6 +636,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         'valid': result.best_valid,
         'test': test,
     }
+    if result.halted:
+        metrics['pruned'] = True
     if main:
         with writing(out / 'curves.png', resumable, out):
             _write_curves(out / 'curves.png', history, result.best_epoch, config.eval.metric)

@@ -83,6 +83,8 @@ class FitResult:
     interrupted: bool = False
     #: Where an interrupted run stopped: the 0-based epoch and the batches of it already trained.
     stopped_at: Optional[tuple] = None
+    #: Ended by :attr:`Trainer.should_stop` (a hyper-parameter search's pruner), like an early stop.
+    halted: bool = False
 
     @property
     def epochs_run(self) -> int:
@@ -207,6 +209,10 @@ class Trainer:
             their moments, and leaves every other row as it is, so a step costs what the batch touches, not
             what the tables hold), the other parameters Adam. For training on sampled subgraphs.
             (default: :obj:`'adam'`)
+        should_stop (callable, optional): Called on rank 0 with each :class:`EpochRecord` after
+            :obj:`on_epoch` and the checkpoint; :obj:`True` ends training there as an early stop does (the
+            best epoch is kept), with :attr:`FitResult.halted` set: a search's pruner.
+            (default: :obj:`None`)
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
                  valid_evaluator: FullRankingEvaluator, lr: float = 1e-3, epochs: int = 1000,
@@ -216,8 +222,10 @@ class Trainer:
                  on_checkpoint: Optional[Callable[[Dict[str, Any]], Any]] = None,
                  handle_sigint: bool = True, checkpoint_every: int = 1,
                  dist: Optional[DistContext] = None, ddp_split: str = 'batches', fused_adam: bool = False,
-                 min_epochs: int = 0, patience_window: int = 5, optimizer: str = 'adam') -> None:
+                 min_epochs: int = 0, patience_window: int = 5, optimizer: str = 'adam',
+                 should_stop: Optional[Callable[[EpochRecord], bool]] = None) -> None:
         self.model = model
+        self.should_stop = should_stop
         self.adj = adj
         self.dist = dist if dist is not None else DistContext()
         self.sampler = ShardedSampler(sampler, self.dist.rank, self.dist.world_size, ddp_split) \
@@ -386,9 +394,9 @@ class Trainer:
         return self.valid_evaluator.evaluate(model_scores(self.model, self.adj), self.dist.rank,
                                              self.dist.world_size)
 
-    def _result(self, interrupted: bool = False) -> FitResult:
+    def _result(self, interrupted: bool = False, halted: bool = False) -> FitResult:
         return FitResult(self._best_epoch, self._best_valid, self._best_state, list(self._history), interrupted,
-                         (self._epoch, self._batch) if interrupted else None)
+                         (self._epoch, self._batch) if interrupted else None, halted)
 
     def fit(self) -> FitResult:
         """Train from the current position (the start, or where :meth:`load_state_dict` put it) until early
@@ -432,6 +440,9 @@ class Trainer:
                     break
                 if stop:
                     return self._result(interrupted=True)
+                if self.should_stop is not None and broadcast_object(
+                        bool(self.should_stop(record)) if main else False, self.dist):
+                    return self._result(halted=True)
         return self._result()
 
     def _stopped_early(self) -> bool:
