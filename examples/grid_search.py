@@ -5,7 +5,7 @@
         --grid model.num_layers=1,2,3,4 --grid model.reg_weight=1e-4,1e-3,1e-2,3e-2 \\
         --set train.patience=50 --seeds 0,1,2 --out runs/grid-lightgcn
 
-Each combination is a trial under ``--out`` (``trials/NNNN/seed-S``), ranked by its mean validation value
+Each combination is a trial under ``--out`` (``trials/STUDY/NNNN/seed-S``), ranked by its mean validation value
 over the seeds in ``trials.csv``; ``best.yaml`` holds the winner. Started again, an interrupted grid goes on
 from where it stopped. Test figures are never used to choose.
 """

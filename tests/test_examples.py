@@ -56,7 +56,7 @@ def test_grid_search_trains_every_combination_and_selects_on_validation(tmp_path
         rows = list(csv.DictReader(f))
     assert sorted((int(r['model.num_layers']), float(r['model.reg_weight'])) for r in rows) == [
         (1, 1e-4), (1, 1e-2), (2, 1e-4), (2, 1e-2)]
-    valid = {int(r['number']): json.loads((tmp_path / 'g' / 'trials' / f"{int(r['number']):04d}" / 'seed-0'
+    valid = {int(r['number']): json.loads((tmp_path / 'g' / 'trials' / 'lightgcn-d' / f"{int(r['number']):04d}" / 'seed-0'
                                            / 'metrics.json').read_text())['valid']['recall@20'] for r in rows}
     best = yaml.safe_load((tmp_path / 'g' / 'best.yaml').read_text())['model']
     winner = next(r for r in rows if valid[int(r['number'])] == max(valid.values()))

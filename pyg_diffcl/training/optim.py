@@ -93,8 +93,10 @@ class RowSparseAdam(torch.optim.Optimizer):
 
 
 def _rows(grad: Tensor) -> Tuple[Tensor, Tensor]:
-    """The distinct rows of a row-sparse gradient and their summed values (a coalesce without its sort of the
-    values when the rows are distinct already, as a subgraph's are)."""
+    """The distinct rows of a row-sparse gradient and their values, summed where a row repeats. Distinct
+    rows (a subgraph's) are only put in order, without :meth:`~torch.Tensor.coalesce`'s copy and sum;
+    repeated ones go through :meth:`~torch.Tensor.coalesce`, whose sums ``SparseAdam`` also uses (the
+    same bits)."""
     if grad.is_coalesced():
         return grad._indices()[0], grad._values()
     index, values = grad._indices()[0], grad._values()
@@ -103,6 +105,5 @@ def _rows(grad: Tensor) -> Tuple[Tensor, Tensor]:
         order = torch.empty_like(inverse)
         order[inverse] = torch.arange(inverse.numel(), device=inverse.device)
         return rows, values.index_select(0, order)
-    summed = values.new_zeros((rows.numel(),) + tuple(values.shape[1:]))
-    summed.index_add_(0, inverse, values)
-    return rows, summed
+    grad = grad.coalesce()
+    return grad._indices()[0], grad._values()

@@ -209,9 +209,10 @@ class Trainer:
             their moments, and leaves every other row as it is, so a step costs what the batch touches, not
             what the tables hold), the other parameters Adam. For training on sampled subgraphs.
             (default: :obj:`'adam'`)
-        should_stop (callable, optional): Called on rank 0 with each :class:`EpochRecord` after
-            :obj:`on_epoch` and the checkpoint; :obj:`True` ends training there as an early stop does (the
-            best epoch is kept), with :attr:`FitResult.halted` set: a search's pruner.
+        should_stop (callable, optional): Called on rank 0 with each :class:`EpochRecord`, after
+            :obj:`on_epoch`, the checkpoint and the early-stopping check; :obj:`True` before the last epoch
+            ends training there as an early stop does (the best epoch is kept), with
+            :attr:`FitResult.halted` set: a search's pruner.
             (default: :obj:`None`)
     """
     def __init__(self, model: Recommender, adj: BipartiteAdj, sampler: Any,
@@ -440,9 +441,10 @@ class Trainer:
                     break
                 if stop:
                     return self._result(interrupted=True)
-                if self.should_stop is not None and broadcast_object(
-                        bool(self.should_stop(record)) if main else False, self.dist):
-                    return self._result(halted=True)
+                if self.should_stop is not None:
+                    halt = broadcast_object(bool(self.should_stop(record)) if main else False, self.dist)
+                    if halt and self._epoch < self.epochs:  # the last epoch ends the run anyway: not a halt
+                        return self._result(halted=True)
         return self._result()
 
     def _stopped_early(self) -> bool:

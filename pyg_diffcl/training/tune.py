@@ -2,8 +2,9 @@ r"""Validation-only hyper-parameter search on `Optuna <https://optuna.org>`_: ``
 
 A *study* searches a model's *space* (a YAML file of ``section.key`` ranges and choices, one per model in
 ``pyg_diffcl/configs/spaces/``). Each *trial* draws a setting and trains it once per seed, each run a
-run directory of its own (``DIR/trials/NNNN/seed-S``, evaluable like any run); the trial's value is the mean
-validation metric over the seeds (Recall@20 by default). The test split is never read for a decision.
+run directory of its own (``DIR/trials/STUDY/NNNN/seed-S``, evaluable like any run); the trial's value is
+the mean validation metric over the seeds (Recall@20 by default). The test split is never read for a
+decision.
 
 **Pruning.** After every epoch a run reports its best validation value so far. The seeds run one after the
 other, and seed :math:`k`'s epoch :math:`e` is reported at step :math:`k \cdot 10^5 + e`, so the pruner
@@ -37,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..datasets.files import atomic_write
 from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from .config import CONFIG_DIR, SECTIONS, load_yaml, packaged_for, parse_set, resolve_config
+from .lock import RunDirectoryBusy
 from .run import RESUME_CHECKPOINT, resume_run, train_run
 
 #: Where each model's search space lives.
@@ -164,8 +166,11 @@ class TuneSpec:
         """The configuration layers of one run: the data set's packaged settings, the fixed ``--set`` values,
         the trial's setting, then the model, data set and seed."""
         fixed = parse_set(self.sets)
-        return [packaged_for(self.data, self.model), fixed, params_layer(params),
-                {'model': {'name': self.model}, 'data': {'name': self.data}, 'train': {'seed': seed}}]
+        last: Dict[str, Dict[str, Any]] = {'model': {'name': self.model}, 'data': {'name': self.data},
+                                           'train': {'seed': seed}}
+        if self.metric:  # each run selects its epoch on the metric the search maximises
+            last['eval'] = {'metric': self.metric}
+        return [packaged_for(self.data, self.model), fixed, params_layer(params), last]
 
     def check(self) -> str:
         """Refuse, before any trial, a space key the model does not have or a value its configuration
@@ -177,7 +182,7 @@ class TuneSpec:
                     resolve_config(layers=self.layers({p.key: value}, self.seeds[0]))
                 except ConfigError as e:
                     raise ConfigError(f'{self.space_file}: {p.key}: {e}') from None
-        return self.metric or base.eval.metric
+        return base.eval.metric
 
     def attrs(self) -> Dict[str, Any]:
         """What identifies the search (kept in the study, checked when it is continued)."""
@@ -186,7 +191,8 @@ class TuneSpec:
 
 
 def _best_so_far(run: Path, metric: str) -> float:
-    """The best validation value in a run's ``log.csv`` (a resumed run's curve so far), or -inf."""
+    """The best validation value in a run's ``log.csv`` (read at a run's first epoch report, when the file
+    holds its curve so far: a resumed run's earlier epochs and this one), or -inf."""
     log = run / 'log.csv'
     best = -math.inf
     if log.is_file():
@@ -214,8 +220,7 @@ def _retry(study: Any, trial: Any) -> None:
     queued, running or finished already, or the setting was retried :data:`MAX_RETRIES` times. Optuna's
     heartbeat calls it for a trial whose process died; :func:`tune` for a trial stopped by SIGINT."""
     root = _root(trial)
-    copies = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number and _root(t) == root
-              and t.number != root]
+    copies = [t for t in study.get_trials(deepcopy=False) if _root(t) == root and t.number != root]
     if any(t.number > trial.number for t in copies) or len(copies) >= MAX_RETRIES:
         return
     study.enqueue_trial(trial.params, user_attrs={'retry_of': root}, skip_if_exists=False)
@@ -230,35 +235,44 @@ def make_objective(spec: TuneSpec, out: Path, metric: str, prune_warmup: int, lo
     def objective(trial: Any) -> float:
         params = {k: p.suggest(trial) for k, p in spec.space.items()}
         root = _root(trial)
+        _refuse_duplicate(trial, root)
         trial.set_user_attr('seeds', spec.seeds)
         values: List[float] = []
         epochs: List[int] = []
+        trained: List[int] = []
         for k, seed in enumerate(spec.seeds):
-            run = out / 'trials' / f'{root:04d}' / f'seed-{seed}'
-            best = [_best_so_far(run, metric)]
+            run = out / 'trials' / _safe(trial.study.study_name) / f'{root:04d}' / f'seed-{seed}'
+            config = resolve_config(layers=spec.layers(params, seed))
+            best = [None]
 
-            def should_stop(record: Any, k: int = k, best: List[float] = best) -> bool:
+            def should_stop(record: Any, k: int = k, best: List[Any] = best, run: Path = run) -> bool:
+                if best[0] is None:  # the first report: log.csv now holds the curve so far, this epoch included
+                    best[0] = _best_so_far(run, metric)
                 best[0] = max(best[0], record.valid[metric])
                 trial.report(best[0], k * SEED_STRIDE + record.epoch)
                 return record.epoch >= prune_warmup and trial.should_prune()
 
-            if (run / 'metrics.json').is_file():
-                metrics = json.loads((run / 'metrics.json').read_text())
-            else:
-                try:
-                    if (run / RESUME_CHECKPOINT).is_file():
-                        metrics = resume_run(run, quiet=True, log=lambda *a, **kw: None, should_stop=should_stop)
-                    else:
-                        config = resolve_config(layers=spec.layers(params, seed))
-                        metrics = train_run(config, run, overwrite=True, quiet=True, log=lambda *a, **kw: None,
-                                            should_stop=should_stop)
-                except TrainingInterrupted:
-                    trial.set_user_attr('interrupted', True)
-                    raise
+            _check_same_config(run, config)
+            new = 0
+            try:
+                if (run / 'metrics.json').is_file():
+                    metrics = json.loads((run / 'metrics.json').read_text())
+                elif (run / RESUME_CHECKPOINT).is_file():
+                    metrics = resume_run(run, quiet=True, log=lambda *a, **kw: None, should_stop=should_stop)
+                    new = int(metrics['epochs_run'])
+                else:
+                    metrics = train_run(config, run, overwrite=True, quiet=True, log=lambda *a, **kw: None,
+                                        should_stop=should_stop)
+                    new = int(metrics['epochs_run'])
+            except (TrainingInterrupted, KeyboardInterrupt):
+                trial.set_user_attr('interrupted', True)
+                raise
             values.append(float(metrics['valid'][metric]))
             epochs.append(int(metrics['epochs_run']))
+            trained.append(new)
             trial.set_user_attr('values', values)
             trial.set_user_attr('epochs', epochs)
+            trial.set_user_attr('trained', trained)
             if metrics.get('pruned'):
                 log(f'[tune] trial {trial.number}: pruned at epoch {metrics["epochs_run"]} of seed {seed} '
                     f'(valid {metric} {values[-1]:.4f})')
@@ -271,6 +285,45 @@ def make_objective(spec: TuneSpec, out: Path, metric: str, prune_warmup: int, lo
         return mean
 
     return objective
+
+
+class DuplicateTrial(RuntimeError):
+    """Another trial already runs or ran the setting this copy was queued to retry."""
+
+
+def _refuse_duplicate(trial: Any, root: int) -> None:
+    """A retry copy gives way when another copy of the same interrupted trial is running or finished (two
+    processes that started together may both have queued one): it fails at once, without being retried."""
+    if root == trial.number:
+        return
+    import optuna
+    live = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for t in trial.study.get_trials(deepcopy=False, states=live):
+        if t.number != trial.number and t.number != root and _root(t) == root:
+            raise DuplicateTrial(f'trial {t.number} already retries trial {root}')
+
+
+def _safe(name: str) -> str:
+    """A study name as a directory name."""
+    return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in name) or 'study'
+
+
+def _check_same_config(run: Path, config: Any) -> None:
+    """Refuse to reuse or resume a run directory that holds another configuration (a study recreated under
+    the same name and ``--out``, say)."""
+    import yaml
+
+    from .config import from_dict
+    path = run / 'config.yaml'
+    if not path.is_file() or not ((run / 'metrics.json').is_file() or (run / RESUME_CHECKPOINT).is_file()):
+        return
+    try:
+        held = from_dict(yaml.safe_load(path.read_text())).to_dict()
+    except (ConfigError, yaml.YAMLError):
+        held = None
+    if held != config.to_dict():
+        raise ConfigError(f'{run}: holds a run of another configuration than this trial\'s (a study recreated '
+                          f'with the same name and --out?); move it away or give another --out')
 
 
 def _storage(url: str, heartbeat: float) -> Any:
@@ -375,11 +428,25 @@ def tune(spec: TuneSpec, out: str | Path, trials: int = 20, storage: Optional[st
     done = len(study.get_trials(deepcopy=False, states=finished))
     log(f'[tune] study {name!r} in {url}: {done} of {trials} trials finished; space '
         f'{"; ".join(p.describe() for p in spec.space.values())}; seeds {spec.seeds}; valid {metric}')
-    if done < trials:
+    if done < trials and not (sampler == 'grid' and _grid_done(study, spec.space)):
         objective = make_objective(spec, out, metric, prune_warmup, log)
         stop = optuna.study.MaxTrialsCallback(trials, states=finished)
-        study.optimize(objective, callbacks=[stop], catch=(TrainingDiverged,), gc_after_trial=True)
+        try:
+            study.optimize(objective, callbacks=[stop], catch=(TrainingDiverged, DuplicateTrial, RunDirectoryBusy),
+                           gc_after_trial=True)
+        except (TrainingInterrupted, KeyboardInterrupt):
+            raise TrainingInterrupted(f'tune interrupted; the study is kept in {url}: run the same command again to '
+                                      f'continue (the interrupted trial resumes where it stopped)') from None
     return write_outputs(study, spec, out, metric, log)
+
+
+def _grid_done(study: Any, space: Dict[str, Param]) -> bool:
+    """Every combination of a grid has a trial that is not waiting to be retried (Optuna's grid sampler would
+    otherwise draw a duplicate when a diverged trial left the study short of ``--trials``)."""
+    import optuna
+    seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
+            if t.state != optuna.trial.TrialState.WAITING and not t.user_attrs.get('interrupted')}
+    return len(seen) >= math.prod(len(p.choices or []) for p in space.values())
 
 
 def write_outputs(study: Any, spec: TuneSpec, out: Path, metric: str, log: Callable[..., Any] = print
@@ -400,7 +467,10 @@ def write_outputs(study: Any, spec: TuneSpec, out: Path, metric: str, log: Calla
     fixed = parse_set(spec.sets)
     layer = params_layer(best.params)
     merged: Dict[str, Dict[str, Any]] = {}
-    for part in (fixed, layer, {'model': {'name': spec.model}, 'data': {'name': spec.data}}):
+    last: Dict[str, Dict[str, Any]] = {'model': {'name': spec.model}, 'data': {'name': spec.data}}
+    if spec.metric:
+        last['eval'] = {'metric': spec.metric}
+    for part in (fixed, layer, last):
         for section, vals in part.items():
             merged.setdefault(section, {}).update(vals)
     body = {s: merged[s] for s in SECTIONS if s in merged}
@@ -412,7 +482,7 @@ def write_outputs(study: Any, spec: TuneSpec, out: Path, metric: str, log: Calla
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     summary = {'study': study.study_name, 'trial': best.number, 'params': best.params, 'value': best.value,
                'std': std, 'values': values, 'seeds': spec.seeds, 'metric': metric, 'complete': len(complete),
-               'pruned': pruned, 'epochs': sum(sum(t.user_attrs.get('epochs', [])) for t in trials)}
+               'pruned': pruned, 'epochs': sum(sum(t.user_attrs.get('trained', [])) for t in trials)}
     log(f'[tune] best trial {best.number}: valid {metric} {best.value:.4f} ± {std:.4f} over seeds '
         f'{",".join(map(str, spec.seeds))}  {best.params}\n[tune] {len(complete)} complete, {pruned} pruned, '
         f'{summary["epochs"]} epochs trained -> {out / "best.yaml"}, {out / "trials.csv"}')
@@ -422,18 +492,19 @@ def write_outputs(study: Any, spec: TuneSpec, out: Path, metric: str, log: Calla
 def _write_trials_csv(path: Path, trials: Sequence[Any], spec: TuneSpec) -> None:
     keys = list(spec.space)
     header = (['number', 'state', 'value', 'std'] + [f'value_seed{s}' for s in spec.seeds]
-              + [f'epochs_seed{s}' for s in spec.seeds] + ['epochs'] + keys + ['retry_of', 'seconds'])
+              + [f'epochs_seed{s}' for s in spec.seeds] + ['epochs_trained'] + keys + ['retry_of', 'seconds'])
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
     for t in trials:
         values = list(t.user_attrs.get('values', []))
         epochs = list(t.user_attrs.get('epochs', []))
+        trained = list(t.user_attrs.get('trained', []))
         pad = lambda xs: xs + [''] * (len(spec.seeds) - len(xs))  # noqa: E731
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else ''
         w.writerow([t.number, t.state.name, '' if t.value is None else t.value,
-                    t.user_attrs.get('std', '')] + pad(values) + pad(epochs) + [sum(epochs)]
+                    t.user_attrs.get('std', '')] + pad(values) + pad(epochs) + [sum(trained)]
                    + [t.params.get(k, '') for k in keys] + [t.user_attrs.get('retry_of', ''), seconds])
     data = buf.getvalue().encode()
     atomic_write(path, lambda f: f.write(data))

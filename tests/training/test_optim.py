@@ -15,6 +15,8 @@ def lookups(table, steps, gen):
     for s in range(steps):
         if s == 2:
             out.append(torch.randint(0, n, (9,), generator=gen))  # repeats
+        elif s == 4:
+            out.append(torch.randint(0, n, (300,), generator=gen))  # many repeats: sums of many terms
         elif s == 3:
             out.append(torch.zeros(0, dtype=torch.long))
         else:
@@ -30,7 +32,7 @@ def test_same_bits_as_torch_sparse_adam(maximize):
     opt_ours = RowSparseAdam(ours.parameters(), lr=0.05, betas=(0.8, 0.95), maximize=maximize)
     opt_ref = torch.optim.SparseAdam(ref.parameters(), lr=0.05, betas=(0.8, 0.95), maximize=maximize)
     target = torch.randn(12, 4, generator=gen)
-    for ids in lookups(ours, 6, gen):
+    for ids in lookups(ours, 7, gen):
         for table, opt in ((ours, opt_ours), (ref, opt_ref)):
             opt.zero_grad()
             if ids.numel():

@@ -45,11 +45,11 @@ def test_a_study_selects_the_best_mean_over_seeds_and_writes_its_files(data, tmp
     # every value is the mean of the seeds' own metrics.json (validation, never test)
     means = {}
     for r in rows:
-        per_seed = [json.loads((out / 'trials' / f"{int(r['number']):04d}" / f'seed-{s}' / 'metrics.json')
+        per_seed = [json.loads((out / 'trials' / 'lightgcn-mm' / f"{int(r['number']):04d}" / f'seed-{s}' / 'metrics.json')
                                .read_text())['valid']['recall@20'] for s in (0, 1)]
         assert [float(r['value_seed0']), float(r['value_seed1'])] == pytest.approx(per_seed)
         assert float(r['value']) == pytest.approx(statistics.fmean(per_seed))
-        assert int(r['epochs']) == 6
+        assert int(r['epochs_trained']) == 6
         means[int(r['number'])] = statistics.fmean(per_seed)
     best = max(means, key=means.get)
     assert f'best trial {best}:' in res.stderr
@@ -78,6 +78,7 @@ class FakeTrial:
     """What the objective uses of an Optuna trial, with a pruner that says 'prune' from epoch 2 of seed 1."""
     def __init__(self):
         self.number, self.params, self.user_attrs, self.reports = 0, {}, {}, []
+        self.study = type('Study', (), {'study_name': 'fake'})()
 
     def suggest_int(self, key, low, high, step=1, log=False):
         self.params[key] = low
@@ -106,14 +107,14 @@ def test_pruning_ends_a_run_like_an_early_stop_and_reports_each_seed_at_its_offs
     assert steps == [1, 2, 3, 4, 5, SEED_STRIDE + 1, SEED_STRIDE + 2]
     # the reported value is the best validation value so far of that seed's run
     for seed, rng in ((0, slice(0, 5)), (1, slice(5, 7))):
-        with open(tmp_path / 'trials' / '0000' / f'seed-{seed}' / 'log.csv') as f:
+        with open(tmp_path / 'trials' / 'fake' / '0000' / f'seed-{seed}' / 'log.csv') as f:
             curve = [float(r['valid_recall@20']) for r in csv.DictReader(f)]
         assert [v for _, v in trial.reports[rng]] == pytest.approx(
             [max(curve[:i + 1]) for i in range(len(curve))])
-    pruned = json.loads((tmp_path / 'trials' / '0000' / 'seed-1' / 'metrics.json').read_text())
+    pruned = json.loads((tmp_path / 'trials' / 'fake' / '0000' / 'seed-1' / 'metrics.json').read_text())
     assert pruned['pruned'] is True and pruned['epochs_run'] == 2 and pruned['test']['recall@20'] is not None
-    assert 'pruned' not in json.loads((tmp_path / 'trials' / '0000' / 'seed-0' / 'metrics.json').read_text())
-    assert trial.user_attrs['epochs'] == [5, 2]
+    assert 'pruned' not in json.loads((tmp_path / 'trials' / 'fake' / '0000' / 'seed-0' / 'metrics.json').read_text())
+    assert trial.user_attrs['epochs'] == [5, 2] and trial.user_attrs['trained'] == [5, 2]
 
 
 def trials_in(out: Path, name: str):
@@ -132,7 +133,7 @@ def test_a_killed_search_continues_and_retries_the_interrupted_trial(data, tmp_p
             '--out', str(out)]
     proc = subprocess.Popen([sys.executable, '-m', 'pyg_diffcl', *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
-    second = out / 'trials' / '0001' / 'seed-0'
+    second = out / 'trials' / 'lightgcn-mm' / '0001' / 'seed-0'
     deadline = time.time() + 300
     while time.time() < deadline and not (second / 'last.pt').is_file():
         time.sleep(0.05)
@@ -156,7 +157,11 @@ def test_a_killed_search_continues_and_retries_the_interrupted_trial(data, tmp_p
         epochs = [int(r['epoch']) for r in csv.DictReader(f)]
     assert epochs == list(range(1, 16))
     assert json.loads((second / 'metrics.json').read_text())['epochs_run'] == 15
-    assert not (out / 'trials' / f'{retries[0].number:04d}').exists()
+    assert not (out / 'trials' / 'lightgcn-mm' / f'{retries[0].number:04d}').exists()
+    # the epochs trained in all: trial 0's, and trial 1's run once (the copy counts the resumed run whole)
+    with open(out / 'trials.csv') as f:
+        trained = sum(int(r['epochs_trained'] or 0) for r in csv.DictReader(f))
+    assert trained == 30
 
 
 def test_two_processes_share_one_study(data, tmp_path):
@@ -205,6 +210,36 @@ def test_the_command_refuses_a_bad_space_before_any_trial(data, tmp_path):
     lines = [l for l in res.stderr.splitlines() if l.startswith('pyg-diffcl: error')]
     assert res.returncode == 2 and len(lines) == 1 and 'model.hidden_size: unknown config key' in lines[0]
     assert not (out / 'trials').exists() and not (out / 'study.db').exists()
+
+
+def test_the_metric_selects_each_run_and_is_checked():
+    from pyg_diffcl.errors import ConfigError
+    from pyg_diffcl.training.tune import Param
+    space = {'model.num_layers': Param('model.num_layers', 'int', 1, 2)}
+    spec = TuneSpec('lightgcn', 'tiktok', [0], [], space, 'space.yaml', metric='ndcg@20')
+    assert spec.check() == 'ndcg@20' and spec.layers({}, 0)[-1]['eval'] == {'metric': 'ndcg@20'}
+    with pytest.raises(ConfigError, match='metric'):
+        TuneSpec('lightgcn', 'tiktok', [0], [], space, 'space.yaml', metric='recall@7').check()
+
+
+def test_an_interrupted_setting_is_retried_at_most_three_times():
+    from pyg_diffcl.training.tune import MAX_RETRIES, _retry
+    study = optuna.create_study()
+    dist = {'x': optuna.distributions.IntDistribution(0, 9)}
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={'x': 3},
+                                              distributions=dist))
+    for _ in range(6):
+        failed = study.trials[-1]
+        _retry(study, failed)
+        _retry(study, failed)  # twice: the second finds the copy queued
+        waiting = [t for t in study.trials if t.state.name == 'WAITING']
+        if not waiting:
+            break
+        assert len(waiting) == 1
+        trial = study.ask()
+        assert trial.suggest_int('x', 0, 9) == 3 and trial.user_attrs['retry_of'] == 0
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert len(study.trials) == 1 + MAX_RETRIES == 4
 
 
 def test_every_model_ships_a_space_its_configuration_accepts():
