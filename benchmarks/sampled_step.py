@@ -5,10 +5,11 @@ synthetic power-law graphs of ``benchmarks/scale.py`` (generated there once and 
 
 For every (size, fan-out) it times, in one process, ``--batches`` consecutive batches of an epoch (the first
 three dropped): the sampling (:class:`~pyg_diffcl.datasets.NeighborBPRSampler`, PyG's ``LinkNeighborLoader``)
-and the training step (forward, backward, :class:`~pyg_diffcl.training.optim.RowSparseAdam`), with the mean
-subgraph size. Then, on the first size and fan-out, the optimizer alone against torch's ``SparseAdam`` over
-the same gradients (median of the steps, ratio printed). The step of a quiet machine is what the scale
-benchmark's ``--loader neighbor`` reports over 500 batches; this script is for comparing settings.
+and the training step (forward, backward, and ``train.optimizer=sparse_adam``'s
+:class:`~pyg_diffcl.training.optim.RowSparseAdam`), with the mean subgraph size. Then, on the first size and
+fan-out, the optimizer alone against torch's ``SparseAdam`` over the same gradients (median of the steps,
+ratio printed). The step of a quiet machine is what the scale benchmark's ``--loader neighbor`` reports over
+500 batches; this script is for comparing settings.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def main() -> None:
 
     from pyg_diffcl.models import LightGCN
     from pyg_diffcl.training.optim import RowSparseAdam
+    from pyg_diffcl.training.trainer import make_optimizer
     out = Path(args.out)
     fanouts = [[int(v) for v in f.split(',')] for f in args.fanouts.split(':') if f]
     if any(len(f) != LAYERS for f in fanouts):
@@ -57,9 +59,7 @@ def main() -> None:
             torch.manual_seed(0)
             net = LightGCN(users, items, DIM, LAYERS)
             sampler = net.make_neighbor_sampler(train, fan, args.batch_size, 0)
-            for table in net.sparse_embeddings():
-                table.sparse = True
-            opt = RowSparseAdam([t.weight for t in net.sparse_embeddings()], lr=1e-3)
+            opt = make_optimizer(net, 'sparse_adam', lr=1e-3)  # what train.optimizer=sparse_adam trains with
             perm = sampler._permutation(0)
             rows = []
             for b in range(min(args.batches, len(sampler))):

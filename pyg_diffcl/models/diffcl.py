@@ -287,12 +287,18 @@ class DiffCL(Recommender):
     def _layer0(x: Tensor, normalize: bool) -> Tensor:
         return row_normalize(x) if normalize else x
 
-    def _modality_user0(self, m: str, adj: BipartiteAdj, item0: Tensor) -> Tensor:
+    @staticmethod
+    def _rows(table: torch.nn.Embedding, ids: Optional[Tensor]) -> Tensor:
+        """All of a table (the whole graph), or the rows :obj:`ids` through the module (a subgraph: row-sparse
+        gradients with ``train.optimizer=sparse_adam``)."""
+        return table.weight if ids is None else table(ids)
+
+    def _modality_user0(self, m: str, adj: Any, item0: Tensor, uid: Optional[Tensor] = None) -> Tensor:
         if self.config.modality_users == 'free':
-            return self.user_pref[m].weight
+            return self._rows(self.user_pref[m], uid)
         if self.config.modality_users == 'id':
-            return self.id_user.weight
-        # 'items': the mean of the user's training items' rows
+            return self._rows(self.id_user, uid)
+        # 'items': the mean of the user's training items' rows (the whole graph only: encode_subgraph refuses)
         return self.propagation.conv((item0, None), adj.item_mean_to_user)
 
     def encode(self, adj: Union[Adj, BipartiteAdj]) -> Tuple[Pair, Dict[str, Pair]]:
@@ -302,15 +308,7 @@ class DiffCL(Recommender):
         with the number of columns once the dense operands no longer fit in the cache, so narrow products are
         cheaper than one wide one, and each output entry is the same sum in the same order either way, so the
         two give identical bits."""
-        adj = self.prepare_adj(adj)
-        id_pair = self.propagation(adj, self._layer0(self.id_user.weight, self._norm_id),
-                                   self._layer0(self.id_item.weight, self._norm_id))
-        mods = {}
-        for m in self.modalities:
-            item0 = self._layer0(self._dropout(self.proj[m](getattr(self, f"feat_{m}"))), self._norm_mod)
-            user0 = self._layer0(self._modality_user0(m, adj, item0), self._norm_mod)
-            mods[m] = (self.modality_propagation or self.propagation)(adj, user0, item0)
-        return id_pair, mods
+        return self._encode(self.prepare_adj(adj))
 
     def encode_subgraph(self, batch: SubgraphBatch) -> Tuple[Pair, Dict[str, Pair]]:
         """:meth:`encode` on a sampled subgraph: the same branches, over the rows of the subgraph's users
@@ -318,15 +316,20 @@ class DiffCL(Recommender):
         if self.config.modality_users == 'items':
             raise ValueError("modality_users: 'items' averages all of a user's training items, which a sampled "
                              'subgraph does not hold; train on the whole graph')
-        uid, iid = batch.user_id, batch.item_id
-        id_pair = self.propagation(batch.adj, self._layer0(self.id_user(uid), self._norm_id),
-                                   self._layer0(self.id_item(iid), self._norm_id))
+        return self._encode(batch.adj, batch.user_id, batch.item_id)
+
+    def _encode(self, adj: Any, uid: Optional[Tensor] = None, iid: Optional[Tensor] = None
+                ) -> Tuple[Pair, Dict[str, Pair]]:
+        """The encoders over :obj:`adj`, on every user and item, or on the users :obj:`uid` and items
+        :obj:`iid` that a subgraph's rows stand for."""
+        id_pair = self.propagation(adj, self._layer0(self._rows(self.id_user, uid), self._norm_id),
+                                   self._layer0(self._rows(self.id_item, iid), self._norm_id))
         mods = {}
         for m in self.modalities:
-            item0 = self._layer0(self._dropout(self.proj[m](getattr(self, f"feat_{m}")[iid])), self._norm_mod)
-            user0 = self.user_pref[m](uid) if self.config.modality_users == 'free' else self.id_user(uid)
-            mods[m] = (self.modality_propagation or self.propagation)(batch.adj, self._layer0(user0, self._norm_mod),
-                                                                      item0)
+            feat = getattr(self, f"feat_{m}")
+            item0 = self._layer0(self._dropout(self.proj[m](feat if iid is None else feat[iid])), self._norm_mod)
+            user0 = self._layer0(self._modality_user0(m, adj, item0, uid), self._norm_mod)
+            mods[m] = (self.modality_propagation or self.propagation)(adj, user0, item0)
         return id_pair, mods
 
     def _item_adj(self, m: str) -> Adjacency:

@@ -66,7 +66,8 @@ class RowSparseAdam(torch.optim.Optimizer):
                     state['exp_avg'] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state['exp_avg_sq'] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state['step'] += 1
-                rows, values = _rows(grad)
+                grad = coalesce_rows(grad)
+                rows, values = grad._indices()[0], grad._values()
                 if rows.numel() == 0:
                     continue
                 if group['maximize']:
@@ -92,18 +93,19 @@ class RowSparseAdam(torch.optim.Optimizer):
         p.index_add_(0, rows, numer.div_(denom).mul_(-step_size))
 
 
-def _rows(grad: Tensor) -> Tuple[Tensor, Tensor]:
-    """The distinct rows of a row-sparse gradient and their values, summed where a row repeats. Distinct
-    rows (a subgraph's) are only put in order, without :meth:`~torch.Tensor.coalesce`'s copy and sum;
-    repeated ones go through :meth:`~torch.Tensor.coalesce`, whose sums ``SparseAdam`` also uses (the
+def coalesce_rows(grad: Tensor) -> Tensor:
+    """A row-sparse gradient with its distinct rows in order and their values summed where a row repeats,
+    marked coalesced (so :class:`RowSparseAdam`, and anything else that reads it, does not sort it again).
+    Distinct rows (a subgraph's) are only put in order, without :meth:`~torch.Tensor.coalesce`'s copy and
+    sum; repeated ones go through :meth:`~torch.Tensor.coalesce`, whose sums ``SparseAdam`` also uses (the
     same bits)."""
     if grad.is_coalesced():
-        return grad._indices()[0], grad._values()
+        return grad
     index, values = grad._indices()[0], grad._values()
     rows, inverse = torch.unique(index, return_inverse=True)
-    if rows.numel() == index.numel():  # distinct: a permutation of the values, no sum
-        order = torch.empty_like(inverse)
-        order[inverse] = torch.arange(inverse.numel(), device=inverse.device)
-        return rows, values.index_select(0, order)
-    grad = grad.coalesce()
-    return grad._indices()[0], grad._values()
+    if rows.numel() != index.numel():
+        return grad.coalesce()
+    order = torch.empty_like(inverse)  # distinct: a permutation of the values, no sum
+    order[inverse] = torch.arange(inverse.numel(), device=inverse.device)
+    return torch.sparse_coo_tensor(rows.unsqueeze(0), values.index_select(0, order), grad.shape,
+                                   is_coalesced=True, check_invariants=False)

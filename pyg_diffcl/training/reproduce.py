@@ -41,7 +41,7 @@ import yaml
 
 from ..datasets.files import atomic_write
 from ..errors import ConfigError
-from .config import CONFIG_DIR, RunConfig, from_dict, packaged_for, parse_set, resolve_config
+from .config import CONFIG_DIR, RunConfig, packaged_for, parse_set, resolve_config
 
 TABLES_DIR = CONFIG_DIR / 'tables'
 #: The test metrics of a table, in column order, unless the table's ``metrics`` says otherwise.
@@ -121,12 +121,8 @@ def row_config(spec: Dict[str, Any], row: Dict[str, Any], seed: int, extra: Sequ
 
 def _finished(run_dir: Path, wanted: Dict[str, Any]) -> bool:
     """Whether :obj:`run_dir` holds a finished run whose configuration, as a dictionary, is :obj:`wanted`."""
-    if not (run_dir / 'metrics.json').is_file() or not (run_dir / 'config.yaml').is_file():
-        return False
-    try:
-        return from_dict(yaml.safe_load((run_dir / 'config.yaml').read_text())).to_dict() == wanted
-    except Exception:  # noqa: BLE001 - an unreadable or older config: run again
-        return False
+    from .run import held_config
+    return (run_dir / 'metrics.json').is_file() and held_config(run_dir) == wanted
 
 
 def _same_run_elsewhere(out: Path, wanted: Dict[str, Any]) -> Optional[Path]:
@@ -142,7 +138,8 @@ def _same_run_elsewhere(out: Path, wanted: Dict[str, Any]) -> Optional[Path]:
     return None
 
 
-def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """The mean and the sample standard deviation (0 for one value)."""
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
@@ -199,8 +196,8 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
             if missing:
                 raise ConfigError(f"table {name}: {run_dir}/metrics.json has no test {', '.join(missing)} "
                                   f"(computed: {', '.join(metrics[-1]['test'])}); set eval.ks to include them")
-        test = {k: _mean_std([m['test'][k] for m in metrics]) for k in spec['metrics']}
-        results.append(RowResult(row['name'], seeds, test, _mean_std([m['valid']['recall@20'] for m in metrics]),
+        test = {k: mean_std([m['test'][k] for m in metrics]) for k in spec['metrics']}
+        results.append(RowResult(row['name'], seeds, test, mean_std([m['valid']['recall@20'] for m in metrics]),
                                  [m['best_epoch'] for m in metrics], dirs,
                                  [{k: m['test'][k] for k in spec['metrics']} for m in metrics]))
     return results

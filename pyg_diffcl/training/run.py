@@ -104,6 +104,19 @@ def git_commit() -> Optional[str]:
         return None
 
 
+def held_config(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The configuration a run directory's ``config.yaml`` holds, read through the current defaults as a
+    dictionary (:meth:`RunConfig.to_dict`), or :obj:`None` when it is missing or unreadable."""
+    import yaml
+    path = Path(run_dir) / 'config.yaml'
+    if not path.is_file():
+        return None
+    try:
+        return from_dict(yaml.safe_load(path.read_text())).to_dict()
+    except Exception:  # noqa: BLE001 - an unreadable or older file holds no configuration we can match
+        return None
+
+
 def config_text(config: RunConfig, sha256: Dict[str, str], valid_sample: Optional[Tensor] = None,
                 valid_total: Optional[int] = None) -> str:
     """``config.yaml``: a header of comments (package versions, git commit, sha256 of every data file, the

@@ -21,7 +21,7 @@ from torch import Tensor
 from ..evaluation import FullRankingEvaluator
 from ..models.base import Recommender
 from ..ops import BipartiteAdj
-from .optim import RowSparseAdam
+from .optim import RowSparseAdam, coalesce_rows
 from .distributed import DistContext, ShardedSampler, all_gather_object, all_reduce_sum, broadcast_object, wrap_ddp
 
 
@@ -360,8 +360,10 @@ class Trainer:
             if not math.isfinite(value) and self._ddp is None:
                 raise NonFiniteLossError(f'non-finite loss {value} at epoch {epoch + 1}, batch {b + 1}')
             loss.backward()
-            grads = [(p.grad.coalesce().values() if p.grad.is_sparse else p.grad).detach()
-                     for p in params if p.grad is not None]
+            for p in params:  # row-sparse gradients summed once: for the norm, and the optimizer finds them so
+                if p.grad is not None and p.grad.is_sparse:
+                    p.grad = coalesce_rows(p.grad)
+            grads = [(p.grad.values() if p.grad.is_sparse else p.grad).detach() for p in params if p.grad is not None]
             # In float64: a float32 reduction's last bits depend on the tensor's memory alignment, which differs
             # between processes (a resumed run would log norms differing in the 6th digit).
             norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)

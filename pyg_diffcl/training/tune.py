@@ -29,7 +29,6 @@ import csv
 import io
 import json
 import math
-import statistics
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,8 @@ from ..datasets.files import atomic_write
 from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from .config import CONFIG_DIR, SECTIONS, load_yaml, packaged_for, parse_set, resolve_config
 from .lock import RunDirectoryBusy
-from .run import RESUME_CHECKPOINT, resume_run, train_run
+from .reproduce import mean_std
+from .run import RESUME_CHECKPOINT, held_config, resume_run, train_run
 
 #: Where each model's search space lives.
 SPACE_DIR = CONFIG_DIR / 'spaces'
@@ -277,8 +277,7 @@ def make_objective(spec: TuneSpec, out: Path, metric: str, prune_warmup: int, lo
                 log(f'[tune] trial {trial.number}: pruned at epoch {metrics["epochs_run"]} of seed {seed} '
                     f'(valid {metric} {values[-1]:.4f})')
                 raise optuna.TrialPruned()
-        mean = statistics.fmean(values)
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        mean, std = mean_std(values)
         trial.set_user_attr('std', std)
         log(f'[tune] trial {trial.number}: valid {metric} {mean:.4f} ± {std:.4f} over seeds '
             f'{",".join(map(str, spec.seeds))}, epochs {epochs}  {params}')
@@ -311,17 +310,10 @@ def _safe(name: str) -> str:
 def _check_same_config(run: Path, config: Any) -> None:
     """Refuse to reuse or resume a run directory that holds another configuration (a study recreated under
     the same name and ``--out``, say)."""
-    import yaml
-
-    from .config import from_dict
-    path = run / 'config.yaml'
-    if not path.is_file() or not ((run / 'metrics.json').is_file() or (run / RESUME_CHECKPOINT).is_file()):
+    if not (run / 'config.yaml').is_file() or not ((run / 'metrics.json').is_file()
+                                                   or (run / RESUME_CHECKPOINT).is_file()):
         return
-    try:
-        held = from_dict(yaml.safe_load(path.read_text())).to_dict()
-    except (ConfigError, yaml.YAMLError):
-        held = None
-    if held != config.to_dict():
+    if held_config(run) != config.to_dict():
         raise ConfigError(f'{run}: holds a run of another configuration than this trial\'s (a study recreated '
                           f'with the same name and --out?); move it away or give another --out')
 
@@ -463,7 +455,7 @@ def write_outputs(study: Any, spec: TuneSpec, out: Path, metric: str, log: Calla
         raise ConfigError(f'{out}: no trial of the study has completed (see trials.csv)')
     best = max(complete, key=lambda t: t.value)
     values = best.user_attrs.get('values', [best.value])
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    std = mean_std(values)[1]
     fixed = parse_set(spec.sets)
     layer = params_layer(best.params)
     merged: Dict[str, Dict[str, Any]] = {}
