@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +76,9 @@ def main() -> None:
     p.add_argument('--device', default='cpu')
     p.add_argument('--json', default=None)
     args = p.parse_args()
+    if torch.device(args.device).type == 'cuda' and not torch.cuda.is_available():
+        print('error: --device cuda, but torch finds no CUDA device', file=sys.stderr)
+        sys.exit(2)
     tune_allocator()
     rows = [measure(m.strip(), args.data, args.epochs, args.device) for m in args.models.split(',') if m.strip()]
     print(f'data {args.data}, {args.epochs} timed epochs per mode, torch {torch.__version__}, '

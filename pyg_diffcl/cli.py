@@ -141,6 +141,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help='how settings are drawn (default: tpe; grid: every combination of the choices)')
     tu.add_argument('--sampler-seed', type=int, default=None, help="the sampler's seed (default: none; give "
                                                                    "each process of a shared study its own)")
+    tu.add_argument('--startup-trials', type=int, default=None, metavar='N',
+                    help="TPE draws the first N trials at random and the pruner prunes nothing before N trials "
+                         "have completed (default: Optuna's 10 and 5)")
     tu.add_argument('--heartbeat', type=float, default=60.0, metavar='SECONDS',
                     help="a trial whose process has not sent a heartbeat for twice this is taken as dead and "
                          "retried (default: 60)")
@@ -167,7 +170,8 @@ def _tune(args: argparse.Namespace) -> int:
         raise ConfigError(f'--space: model {args.model} ships no search space; give one')
     spec = TuneSpec(args.model, args.data, seeds, list(args.set), load_space(path), str(path), args.metric)
     tune(spec, args.out, args.trials, args.storage, args.study, args.pruner, args.sampler, args.sampler_seed,
-         args.prune_warmup, args.heartbeat, log=lambda *a: print(*a, file=sys.stderr, flush=True))
+         args.prune_warmup, args.heartbeat, log=lambda *a: print(*a, file=sys.stderr, flush=True),
+         startup_trials=args.startup_trials)
     return 0
 
 

@@ -165,7 +165,7 @@ def test_benchmarks_refuse_cuda_without_a_gpu():
     import torch
     if torch.cuda.is_available():
         return
-    for script in ('propagation.py', 'knn.py'):
+    for script in ('propagation.py', 'knn.py', 'reliability_cost.py'):
         res = subprocess.run([sys.executable, str(BENCH / script), '--device', 'cuda'], capture_output=True,
                              text=True, timeout=120)
         assert res.returncode == 2 and 'no CUDA device' in res.stderr

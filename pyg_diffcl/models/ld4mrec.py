@@ -362,6 +362,7 @@ class LD4MRec(Recommender):
                 (0 there means :math:`T`).
             seed (int): Seed of the common strategy's corruption noise. (default: :obj:`0`)
         """
+        users = users.to(self.rowptr.device)  # the evaluator hands CPU ids to a model on any device
         x, t, inference = self._last_call(users, inference, steps, seed)
         out = self.denoise(x, users, t)
         return out if inference == 'forward_free' else self.diffusion.step(out, 0, x)

@@ -157,7 +157,7 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
     import json
     import shutil
 
-    from .run import RESUME_CHECKPOINT, resume_run, train_run
+    from .run import RESUME_CHECKPOINT, held_config, resume_run, train_run
     spec = dict(spec)
     check_spec(spec, f'table {name}')
     out = Path(out) if out is not None else Path('runs') / f'reproduce-{name}'
@@ -176,7 +176,11 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
             done = _finished(run_dir, wanted)
-            twin = None if done or (run_dir / RESUME_CHECKPOINT).is_file() else _same_run_elsewhere(out, wanted)
+            interrupted = (run_dir / RESUME_CHECKPOINT).is_file()
+            # Resumed only when the interrupted run is of this very configuration (a table edited since, or
+            # another --set, leaves a run of another one: it is trained afresh).
+            resumable = interrupted and held_config(run_dir) == wanted
+            twin = None if done or resumable else _same_run_elsewhere(out, wanted)
             if twin is not None:
                 # Copied, not linked: the table's directory stays whole if the other table's is deleted.
                 log(f"[reproduce] {row['name']} seed {seed}: reusing {twin} (the same configuration) -> {run_dir}")
@@ -185,11 +189,12 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
                 shutil.copytree(twin, run_dir, ignore=shutil.ignore_patterns('last.pt', '*.tmp', '.lock'))
             elif done:
                 log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
-            elif (run_dir / RESUME_CHECKPOINT).is_file() and (run_dir / 'config.yaml').is_file():
+            elif resumable:
                 log(f"[reproduce] {row['name']} seed {seed}: resuming {run_dir}")
                 resume_run(run_dir, quiet=True, log=log)
             else:
-                log(f"[reproduce] {row['name']} seed {seed}: training -> {run_dir}")
+                again = ' (it held an interrupted run of another configuration)' if interrupted else ''
+                log(f"[reproduce] {row['name']} seed {seed}: training -> {run_dir}{again}")
                 train_run(config, run_dir, overwrite=True, quiet=True, log=log)
             metrics.append(json.loads((run_dir / 'metrics.json').read_text()))
             missing = [k for k in spec['metrics'] if k not in metrics[-1]['test']]

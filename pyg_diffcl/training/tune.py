@@ -354,16 +354,22 @@ def _open_study(url: str, name: str, heartbeat: float, sampler: Any, pruner: Any
     raise AssertionError('unreachable')
 
 
-def _pruner(name: str) -> Any:
+def _pruner(name: str, startup_trials: Optional[int] = None) -> Any:
+    """The pruner :obj:`name`; it prunes nothing until :obj:`startup_trials` trials (default 5) have
+    completed."""
     import optuna
+    startup = 5 if startup_trials is None else startup_trials
     if name == 'median':
-        return optuna.pruners.MedianPruner(n_startup_trials=5)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup)
     if name == 'percentile':
-        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5)
+        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=startup)
     return optuna.pruners.NopPruner()
 
 
-def _sampler(name: str, space: Dict[str, Param], seed: Optional[int]) -> Any:
+def _sampler(name: str, space: Dict[str, Param], seed: Optional[int], startup_trials: Optional[int] = None
+             ) -> Any:
+    """The sampler :obj:`name`; TPE draws its first :obj:`startup_trials` trials (default Optuna's 10) at
+    random."""
     import optuna
     if name == 'grid':
         bad = [k for k, p in space.items() if p.kind != 'categorical']
@@ -373,7 +379,9 @@ def _sampler(name: str, space: Dict[str, Param], seed: Optional[int]) -> Any:
         return optuna.samplers.GridSampler({k: p.choices for k, p in space.items()}, seed=seed)
     if name == 'random':
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    if startup_trials is None:
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
 
 
 def _retry_interrupted(study: Any) -> None:
@@ -388,7 +396,7 @@ def _retry_interrupted(study: Any) -> None:
 def tune(spec: TuneSpec, out: str | Path, trials: int = 20, storage: Optional[str] = None,
          study_name: Optional[str] = None, pruner: str = 'median', sampler: str = 'tpe',
          sampler_seed: Optional[int] = None, prune_warmup: int = 10, heartbeat: float = 60.0,
-         log: Callable[..., Any] = print) -> Dict[str, Any]:
+         log: Callable[..., Any] = print, startup_trials: Optional[int] = None) -> Dict[str, Any]:
     """Run (or continue) a study until it holds :obj:`trials` finished trials; write ``best.yaml``,
     ``trials.csv`` and the plots under :obj:`out`; return the best trial's summary."""
     optuna = require_optuna()
@@ -400,13 +408,16 @@ def tune(spec: TuneSpec, out: str | Path, trials: int = 20, storage: Optional[st
         raise ConfigError(f'--pruner: expected one of {", ".join(PRUNERS)}, got {pruner!r}')
     if sampler not in SAMPLERS:
         raise ConfigError(f'--sampler: expected one of {", ".join(SAMPLERS)}, got {sampler!r}')
+    if startup_trials is not None and startup_trials < 0:
+        raise ConfigError(f'--startup-trials: must be 0 or more, got {startup_trials}')
     metric = spec.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f'sqlite:///{(out / "study.db").resolve()}'
     name = study_name or f'{spec.model}-{Path(spec.data).name}'
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(url, name, heartbeat, _sampler(sampler, spec.space, sampler_seed), _pruner(pruner))
+    study = _open_study(url, name, heartbeat, _sampler(sampler, spec.space, sampler_seed, startup_trials),
+                        _pruner(pruner, startup_trials))
     attrs = dict(spec.attrs(), metric=metric)
     held = study.user_attrs.get('spec')
     if held is None:

@@ -29,7 +29,7 @@ def test_fused_propagation_on_cuda_matches_cpu(backend):
     xu, xi = torch.randn(50, 8), torch.randn(30, 8)
     outs = []
     for dev in ('cpu', 'cuda'):
-        u, i = xu.to(dev).requires_grad_(), xi.to(dev).requires_grad_()
+        u, i = xu.to(dev).clone().requires_grad_(), xi.to(dev).clone().requires_grad_()
         out_u, out_i = LightGCNPropagation(3)(BipartiteAdj(ei.to(dev), 50, 30, backend=backend), u, i)
         (out_u.sum() + out_i.pow(2).sum()).backward()
         outs.append([t.detach().cpu() for t in (out_u, out_i, u.grad, i.grad)])
@@ -64,3 +64,46 @@ def test_ld4mrec_on_cuda_matches_cpu():
     users = torch.arange(20)
     for mode in ('forward_free', 'common'):
         assert torch.allclose(gpu.generate(users.cuda(), mode).cpu(), cpu.generate(users, mode), atol=1e-4)
+
+
+def _to_cpu(obj):
+    if torch.is_tensor(obj):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    return obj
+
+
+def train_on_and_compare_with_cpu(tmp_path, device: str) -> None:
+    """Every model trains two epochs on :obj:`device`; the trained weights, copied to a CPU model of the same
+    configuration, give the same full-ranking scores there (an independent CPU computation)."""
+    from pyg_diffcl.datasets.mmrec import EDGE_TYPE
+    from pyg_diffcl.models import MODELS
+    from pyg_diffcl.training import Trainer
+    from pyg_diffcl.training.config import parse_set, resolve_config
+    from pyg_diffcl.training.run import prepare
+    from tests.helpers import write_dataset
+    data = write_dataset(tmp_path / 'mm', num_users=120, num_items=80, per_user=8, modalities={'v': 6, 'a': 4})
+    users = torch.arange(120)
+    for model in sorted(MODELS):
+        cfg = resolve_config(model, [parse_set([f'data.name={data}', 'train.batch_size=64'])])
+        dev = prepare(cfg, device=torch.device(device))
+        cpu = prepare(cfg, device=torch.device('cpu'))
+        edges = dev.dataset[0][EDGE_TYPE].edge_index
+        sampler = dev.model.make_sampler(edges, 64, 0)
+        trainer = Trainer(dev.model, dev.adj, sampler, dev.evaluator('valid'), epochs=2, show_progress=False,
+                          handle_sigint=False)
+        result = trainer.fit()
+        assert all(torch.isfinite(torch.tensor(r.loss)) for r in result.history), model
+        cpu.model.load_state_dict(_to_cpu(dev.model.state_dict()))
+        dev.model.eval()
+        cpu.model.eval()
+        with torch.no_grad():
+            got = dev.model.scorer(dev.adj)(users.to(device)).cpu()
+            want = cpu.model.scorer(cpu.adj)(users)
+        assert got.shape == (120, 80), model
+        assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (model, (got - want).abs().max())
+
+
+def test_every_model_trains_on_cuda_and_scores_as_on_cpu(tmp_path):
+    train_on_and_compare_with_cpu(tmp_path, 'cuda')

@@ -209,3 +209,23 @@ def test_seed_ranges():
     assert seed_ranges([4, 0, 1, 2, 3, 9, 7, 8]) == '0-4, 7-9'
     assert seed_ranges([0, 1, 5]) == '0, 1, 5'
     assert seed_ranges([3]) == '3'
+
+
+def test_an_interrupted_run_of_another_configuration_is_trained_afresh(table, tmp_path):
+    """A run directory left interrupted (``last.pt``) by another configuration of the same (row, seed) is not
+    resumed: the row is trained afresh to its own configuration."""
+    import yaml
+    out = tmp_path / 'runs'
+    assert run_cli('reproduce', str(table), '--out', str(out), '--rows', 'MF', '--seeds', '0').returncode == 0
+    run = out / 'mf-s0'
+    want = json.loads((run / 'metrics.json').read_text())
+    (run / 'metrics.json').unlink()
+    (run / 'last.pt').write_bytes(b'not a checkpoint of this configuration')
+    cfg = yaml.safe_load((run / 'config.yaml').read_text())
+    cfg['train']['lr'] = cfg['train']['lr'] * 10
+    (run / 'config.yaml').write_text(yaml.safe_dump(cfg))
+    res = run_cli('reproduce', str(table), '--out', str(out), '--rows', 'MF', '--seeds', '0')
+    assert res.returncode == 0, res.stderr
+    assert 'another configuration' in res.stderr and 'resuming' not in res.stderr
+    got = json.loads((run / 'metrics.json').read_text())
+    assert got['test'] == want['test'] and not (run / 'last.pt').exists()

@@ -256,3 +256,27 @@ def test_without_optuna_one_line_and_exit_2(tmp_path):
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         "pyg-diffcl: error: pyg-diffcl tune needs Optuna: pip install 'pyg-diffcl[tune]' (or: pip install optuna)"]
+
+
+def test_startup_trials_set_when_the_pruner_and_the_sampler_start_to_act():
+    """With ``startup_trials=1`` a poor run is pruned once one trial has completed; with the default (5) it
+    is not; TPE draws its first N trials at random (its N-th draw does not follow the completed ones)."""
+    from pyg_diffcl.training.tune import _pruner, _sampler
+
+    def poor_trial_pruned(startup):
+        study = optuna.create_study(direction='maximize', pruner=_pruner('median', startup))
+        for good in (0.5,):
+            t = study.ask()
+            for step in range(5):
+                t.report(good, step)
+            study.tell(t, good)
+        t = study.ask()
+        for step in range(5):
+            t.report(0.1, step)
+        return t.should_prune()
+
+    assert poor_trial_pruned(1)
+    assert not poor_trial_pruned(None)
+    assert not poor_trial_pruned(2)
+    assert _sampler('tpe', {}, 0, 3)._n_startup_trials == 3
+    assert _sampler('tpe', {}, 0)._n_startup_trials == 10
