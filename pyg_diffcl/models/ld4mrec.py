@@ -370,10 +370,10 @@ class LD4MRec(Recommender):
     def _last_call(self, users: Tensor, inference: Optional[str], steps: Optional[int], seed: int
                    ) -> Tuple[Tensor, Tensor, str]:
         """``(x, t, inference)``: the input and the (0-based) step of the last C-Net call of the inference
-        strategy for :obj:`users`, after the strategy's earlier reverse steps (:meth:`generate`)."""
+        strategy for :obj:`users` (on the model's device), after the strategy's earlier reverse steps
+        (:meth:`generate`)."""
         inference = inference or self.config.inference
         check_choice('inference', inference, INFERENCES)
-        users = users.to(self.rowptr.device)
         x0 = self.behaviours(users)
         if inference == 'forward_free':
             return x0, torch.zeros(users.numel(), device=x0.device), inference

@@ -175,11 +175,12 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
             wanted = config.to_dict()
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
-            done = _finished(run_dir, wanted)
+            same = held_config(run_dir) == wanted
+            done = same and (run_dir / 'metrics.json').is_file()
             interrupted = (run_dir / RESUME_CHECKPOINT).is_file()
             # Resumed only when the interrupted run is of this very configuration (a table edited since, or
             # another --set, leaves a run of another one: it is trained afresh).
-            resumable = interrupted and held_config(run_dir) == wanted
+            resumable = interrupted and same
             twin = None if done or resumable else _same_run_elsewhere(out, wanted)
             if twin is not None:
                 # Copied, not linked: the table's directory stays whole if the other table's is deleted.

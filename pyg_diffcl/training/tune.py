@@ -165,12 +165,18 @@ class TuneSpec:
     def layers(self, params: Dict[str, Any], seed: int) -> List[Dict[str, Any]]:
         """The configuration layers of one run: the data set's packaged settings, the fixed ``--set`` values,
         the trial's setting, then the model, data set and seed."""
-        fixed = parse_set(self.sets)
-        last: Dict[str, Dict[str, Any]] = {'model': {'name': self.model}, 'data': {'name': self.data},
-                                           'train': {'seed': seed}}
-        if self.metric:  # each run selects its epoch on the metric the search maximises
+        last = self.identity()
+        last['train'] = {'seed': seed}
+        return [packaged_for(self.data, self.model), parse_set(self.sets), params_layer(params), last]
+
+    def identity(self) -> Dict[str, Dict[str, Any]]:
+        """The layer that names the model and the data set (and ``eval.metric`` when the search has its
+        own: each run selects its epoch on the metric the search maximises); last in every run's
+        configuration and in ``best.yaml``."""
+        last: Dict[str, Dict[str, Any]] = {'model': {'name': self.model}, 'data': {'name': self.data}}
+        if self.metric:
             last['eval'] = {'metric': self.metric}
-        return [packaged_for(self.data, self.model), fixed, params_layer(params), last]
+        return last
 
     def check(self) -> str:
         """Refuse, before any trial, a space key the model does not have or a value its configuration
@@ -470,10 +476,7 @@ def write_outputs(study: Any, spec: TuneSpec, out: Path, metric: str, log: Calla
     fixed = parse_set(spec.sets)
     layer = params_layer(best.params)
     merged: Dict[str, Dict[str, Any]] = {}
-    last: Dict[str, Dict[str, Any]] = {'model': {'name': spec.model}, 'data': {'name': spec.data}}
-    if spec.metric:
-        last['eval'] = {'metric': spec.metric}
-    for part in (fixed, layer, last):
+    for part in (fixed, layer, spec.identity()):
         for section, vals in part.items():
             merged.setdefault(section, {}).update(vals)
     body = {s: merged[s] for s in SECTIONS if s in merged}

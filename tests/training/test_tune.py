@@ -259,17 +259,16 @@ def test_without_optuna_one_line_and_exit_2(tmp_path):
 
 
 def test_startup_trials_set_when_the_pruner_and_the_sampler_start_to_act():
-    """With ``startup_trials=1`` a poor run is pruned once one trial has completed; with the default (5) it
-    is not; TPE draws its first N trials at random (its N-th draw does not follow the completed ones)."""
+    """With ``startup_trials=1`` a poor run is pruned once one trial has completed; with the default (5) or 2
+    it is not; TPE is given N as its number of random start-up trials (Optuna's 10 by default)."""
     from pyg_diffcl.training.tune import _pruner, _sampler
 
     def poor_trial_pruned(startup):
         study = optuna.create_study(direction='maximize', pruner=_pruner('median', startup))
-        for good in (0.5,):
-            t = study.ask()
-            for step in range(5):
-                t.report(good, step)
-            study.tell(t, good)
+        t = study.ask()  # one completed trial at 0.5
+        for step in range(5):
+            t.report(0.5, step)
+        study.tell(t, 0.5)
         t = study.ask()
         for step in range(5):
             t.report(0.1, step)
