@@ -1,6 +1,5 @@
-"""Helpers shared by the tests: a small random data set in MMRec's layout, and the CLI in a subprocess."""
+"""Helpers shared by the tests: a small random data set in MMRec's layout, and the CLI in a process of its own."""
 import os
-import sys
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -39,12 +38,10 @@ def write_dataset(root: Path, num_users: int = 30, num_items: int = 25, per_user
 
 
 def run_cli(*args: str, cwd: Optional[Path] = None, env: Optional[dict] = None, timeout: int = 600):
-    """Run ``python -m pyg_diffcl ARGS`` in a subprocess; returns the CompletedProcess."""
-    import subprocess
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, '-m', 'pyg_diffcl', *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout)
+    """Run ``python -m pyg_diffcl ARGS`` as a process of its own (forked from a server that has imported
+    torch already, see :mod:`tests.forkserver`); returns the CompletedProcess."""
+    from tests.forkserver import run_python
+    return run_python(['-m', 'pyg_diffcl', *args], cwd=cwd, env=env, timeout=timeout)
 
 
 def tiny_run_config(data, model: str = 'lightgcn', sets=(), **train):

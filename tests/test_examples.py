@@ -1,16 +1,15 @@
 """The example scripts run (on a small generated data set, a few epochs)."""
-import subprocess
 import sys
 from pathlib import Path
 
+from tests.forkserver import run_python
 from tests.helpers import write_dataset
 
 EXAMPLES = Path(__file__).resolve().parent.parent / 'examples'
 
 
 def run(script, *args, timeout=600):
-    res = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
-                         timeout=timeout)
+    res = run_python([str(EXAMPLES / script), *args], timeout=timeout)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
@@ -101,9 +100,8 @@ def test_train_speed_benchmark_runs(tmp_path):
     import json
     data = write_dataset(tmp_path / 'mm', num_users=30, num_items=25, modalities={'v': 4})
     script = EXAMPLES.parent / 'benchmarks' / 'train_speed.py'
-    res = subprocess.run([sys.executable, str(script), '--data', str(data), '--epochs', '1', '--diffcl', '--ld4mrec',
-                          '--diffcl-parts', '--compare-backend', 'index_add', '--json', str(tmp_path / 'b.json')],
-                         capture_output=True, text=True, timeout=600)
+    res = run_python([str(script), '--data', str(data), '--epochs', '1', '--diffcl', '--ld4mrec', '--diffcl-parts',
+                      '--compare-backend', 'index_add', '--json', str(tmp_path / 'b.json')], timeout=600)
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / 'b.json').read_text())
     assert out['ours_epoch_s'] > 0 and out['pyg_lightgcn_epoch_s'] > 0 and out['diffcl_epoch_s'] > 0
@@ -128,9 +126,8 @@ CONTRACT_KEYS = {'backend', 'graph', 'n_nodes', 'nnz', 'dim', 'layers', 'fwd_ms'
 def test_propagation_benchmark_json_contract(tmp_path):
     import json
     from pyg_diffcl.ops import available_backends
-    res = subprocess.run([sys.executable, str(BENCH / 'propagation.py'), '--graphs', '300x200x2000', '--dims', '8',
-                          '--layers', '1,2', '--repeats', '1', '--json', str(tmp_path / 'p.json')],
-                         capture_output=True, text=True, timeout=300)
+    res = run_python([str(BENCH / 'propagation.py'), '--graphs', '300x200x2000', '--dims', '8',
+                      '--layers', '1,2', '--repeats', '1', '--json', str(tmp_path / 'p.json')], timeout=300)
     assert res.returncode == 0, res.stderr
     out = json.loads((tmp_path / 'p.json').read_text())
     assert set(out) == {'device', 'host', 'bandwidth_gbs', 'results'} and out['bandwidth_gbs'] > 0
@@ -153,8 +150,8 @@ def test_propagation_benchmark_json_contract(tmp_path):
 
 def test_knn_benchmark_is_exact(tmp_path):
     import json
-    res = subprocess.run([sys.executable, str(BENCH / 'knn.py'), '--cases', '400:16', '--repeats', '1',
-                          '--json', str(tmp_path / 'k.json')], capture_output=True, text=True, timeout=300)
+    res = run_python([str(BENCH / 'knn.py'), '--cases', '400:16', '--repeats', '1',
+                      '--json', str(tmp_path / 'k.json')], timeout=300)
     assert res.returncode == 0, res.stderr
     rows = json.loads((tmp_path / 'k.json').read_text())['results']
     assert {r['metric'] for r in rows} == {'cosine', 'euclidean'}
@@ -166,8 +163,7 @@ def test_benchmarks_refuse_cuda_without_a_gpu():
     if torch.cuda.is_available():
         return
     for script in ('propagation.py', 'knn.py', 'reliability_cost.py'):
-        res = subprocess.run([sys.executable, str(BENCH / script), '--device', 'cuda'], capture_output=True,
-                             text=True, timeout=120)
+        res = run_python([str(BENCH / script), '--device', 'cuda'], timeout=120)
         assert res.returncode == 2 and 'no CUDA device' in res.stderr
 
 
