@@ -1,8 +1,8 @@
 """Python processes for the tests, forked from one that has already imported torch and torch_geometric.
 
 Starting ``python -m pyg_diffcl`` costs about 4 s on the project's 2-core machine, nearly all of it importing
-torch and torch_geometric (``python -X importtime``), and the tests start the CLI and the example scripts a few
-hundred times. This server imports those packages once; for each command it forks a child, which sets its
+torch and torch_geometric (``python -X importtime``), and the tests start the CLI and the example scripts well
+over a hundred times. This server imports those packages once; for each command it forks a child, which sets its
 working directory, environment, ``sys.argv`` and standard streams as a new interpreter would have them and then
 runs the module or script as ``__main__``. The child is a process of its own (pid, exit status, signal
 dispositions, threads, every process setting the command changes). It ends as the interpreter ends, with the
@@ -110,7 +110,7 @@ def serve() -> None:
     for name in PRELOAD:
         try:
             importlib.import_module(name)
-        except ImportError:
+        except Exception:  # the child imports it again and reports the error itself, in its own stderr
             pass
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     for line in requests:
