@@ -20,6 +20,7 @@ The protocol is one JSON line per request on the server's stdin and one JSON lin
 import atexit
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,10 +41,11 @@ _CALL_TIME_PREFIXES = ('PYG_DIFFCL_', 'PYTEST_')
 def _child(req: dict) -> None:
     """In the forked child: become the requested command, run it and end the process; never returns."""
     import runpy
-    stdin = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(stdin, 0)
-    for fd, path in ((1, req['stdout']), (2, req['stderr'])):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+    for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req['stdout'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                            (2, req['stderr'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+        opened = os.open(path, flags, 0o644)
+        os.dup2(opened, fd)
+        os.close(opened)  # only the standard descriptor stays open
     # The server's stdio objects may hold buffered bytes of the protocol: the child starts with new ones.
     sys.stdin = open(0, 'r', closefd=False)
     sys.stdout = open(1, 'w', closefd=False)
@@ -85,12 +87,12 @@ def _exit_status(code) -> int:
 
 
 def _leave(code: Optional[int]) -> None:
-    """End the child as the interpreter ends: exit handlers, then the standard streams flushed. The module
-    teardown that follows in a fresh interpreter (about 1 s with torch loaded, and observable by nothing) is
-    skipped."""
-    import atexit as _atexit
+    """End the child as the interpreter ends: exit handlers, then the standard streams flushed; ``None`` ends
+    it by SIGINT, as an uncaught ``KeyboardInterrupt`` ends the interpreter. The module teardown that follows
+    in a fresh interpreter (about 1 s with torch loaded) is skipped: only an object finalised there, such as a
+    file left open and unflushed, could tell the difference."""
     try:
-        _atexit._run_exitfuncs()
+        atexit._run_exitfuncs()
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -98,7 +100,6 @@ def _leave(code: Optional[int]) -> None:
             except Exception:
                 pass
         if code is None:
-            import signal
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
         os._exit(code if code is not None else 1)
@@ -118,7 +119,7 @@ def serve() -> None:
         answers.flush()
         pid = os.fork()
         if pid == 0:
-            _child(req)  # never returns: its SystemExit ends the child
+            _child(req)  # never returns: the child ends in _leave
         deadline = time.monotonic() + req['timeout']
         timed_out = False
         while True:
@@ -141,6 +142,7 @@ class _Server:
         self.proc: Optional[subprocess.Popen] = None
         self.env: Dict[str, str] = {}
         self.lock = threading.Lock()
+        atexit.register(self.close)
 
     def get(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
@@ -148,7 +150,6 @@ class _Server:
             self.proc = subprocess.Popen([sys.executable, '-c', 'from tests.forkserver import serve; serve()'],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT),
                                          env=self.env)
-            atexit.register(self.close)
         return self.proc
 
     def close(self) -> None:
@@ -181,14 +182,16 @@ def run_python(argv: Sequence[str], cwd: Optional[Path] = None, env: Optional[Di
     full_env = dict(os.environ)
     full_env.update(env or {})
     cwd = Path(cwd) if cwd is not None else Path.cwd()
-    if not _forkable(full_env):
-        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=str(cwd),
-                              env=full_env, timeout=timeout)
-    with _SERVER.lock, tempfile.TemporaryDirectory(prefix='forkserver-') as tmp:
-        server = _SERVER.get()
-        if not _forkable(full_env):  # the server was (re)started with another environment
+    with _SERVER.lock:
+        if not _forkable(full_env):
             return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=str(cwd),
                                   env=full_env, timeout=timeout)
+        return _run_forked(_SERVER.get(), argv, cwd, full_env, timeout)
+
+
+def _run_forked(server: subprocess.Popen, argv: List[str], cwd: Path, full_env: Dict[str, str],
+                timeout: float) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix='forkserver-') as tmp:
         out, err = Path(tmp) / 'stdout', Path(tmp) / 'stderr'
         req = {'argv': argv, 'cwd': str(cwd.resolve()), 'env': full_env, 'stdout': str(out),
                'stderr': str(err), 'timeout': timeout}
