@@ -17,7 +17,11 @@ selected weights). A finished run whose configuration is the one asked for is re
 (``last.pt``) is resumed, so an interrupted reproduction continues where it stopped. Tables share runs: a
 finished run of the same configuration in a sibling directory of ``OUT`` (another table's, say
 ``runs/reproduce-tiktok/diffcl-s0`` for the full model's row of an ablation table) is reused too, since the
-configuration, seed included, determines a CPU run bit for bit. The figures are
+configuration, seed included, determines a CPU run bit for bit. Where a run was trained (``train.device``) and
+how often it saved its checkpoint (``train.checkpoint_every``) decide nothing it learns, so a finished run is
+reused whatever they were (:data:`EXECUTION_KEYS`): a table may gather runs trained on a GPU and on the CPU,
+which are draws of the same configuration though not the same bits; each run's ``metrics.json`` names its
+device. An interrupted run resumes only under its own full configuration. The figures are
 mean ± sample standard deviation (n - 1) over the seeds, and every table also shows its worst seed: the
 lowest test figure of the first metric (recall@20 where the table has it) and the seed that gave it, so that
 a reader sees what an unlucky seed costs, not only the spread.
@@ -48,6 +52,9 @@ TABLES_DIR = CONFIG_DIR / 'tables'
 TEST_KEYS = ('recall@20', 'ndcg@20', 'recall@50', 'ndcg@50')
 #: The seeds of a table that names none, and of ``pyg-diffcl reproduce`` without ``--seeds``.
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+#: The settings of a run that decide where and how it executes, not what it learns: a finished run is reused
+#: whatever they were (see the module docstring).
+EXECUTION_KEYS = (('train', 'device'), ('train', 'checkpoint_every'))
 _METRIC = re.compile(r'(recall|ndcg|precision|map|hitrate)@[1-9][0-9]*')
 
 
@@ -119,10 +126,23 @@ def row_config(spec: Dict[str, Any], row: Dict[str, Any], seed: int, extra: Sequ
     return resolve_config(layers=layers)
 
 
+def run_identity(config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A configuration dictionary without its :data:`EXECUTION_KEYS`: what two runs must share to be the same
+    run of a table."""
+    if config is None:
+        return None
+    out = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
+    for section, key in EXECUTION_KEYS:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
 def _finished(run_dir: Path, wanted: Dict[str, Any]) -> bool:
-    """Whether :obj:`run_dir` holds a finished run whose configuration, as a dictionary, is :obj:`wanted`."""
+    """Whether :obj:`run_dir` holds a finished run of :obj:`wanted` (a configuration dictionary), wherever and
+    however it executed (:func:`run_identity`)."""
     from .run import held_config
-    return (run_dir / 'metrics.json').is_file() and held_config(run_dir) == wanted
+    return (run_dir / 'metrics.json').is_file() and run_identity(held_config(run_dir)) == run_identity(wanted)
 
 
 def _same_run_elsewhere(out: Path, wanted: Dict[str, Any]) -> Optional[Path]:
@@ -175,12 +195,12 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
             wanted = config.to_dict()
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
-            same = held_config(run_dir) == wanted
-            done = same and (run_dir / 'metrics.json').is_file()
+            held = held_config(run_dir)
+            done = _finished(run_dir, wanted)
             interrupted = (run_dir / RESUME_CHECKPOINT).is_file()
-            # Resumed only when the interrupted run is of this very configuration (a table edited since, or
-            # another --set, leaves a run of another one: it is trained afresh).
-            resumable = interrupted and same
+            # Resumed only when the interrupted run is of this very configuration, device included (a table
+            # edited since, or another --set, leaves a run of another one: it is trained afresh).
+            resumable = interrupted and held == wanted
             twin = None if done or resumable else _same_run_elsewhere(out, wanted)
             if twin is not None:
                 # Copied, not linked: the table's directory stays whole if the other table's is deleted.
@@ -189,7 +209,9 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
                     shutil.rmtree(run_dir)
                 shutil.copytree(twin, run_dir, ignore=shutil.ignore_patterns('last.pt', '*.tmp', '.lock'))
             elif done:
-                log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}")
+                where = held['train']['device']
+                log(f"[reproduce] {row['name']} seed {seed}: reusing {run_dir}"
+                    + (f' (trained on {where})' if where != wanted['train']['device'] else ''))
             elif resumable:
                 log(f"[reproduce] {row['name']} seed {seed}: resuming {run_dir}")
                 resume_run(run_dir, quiet=True, log=log)

@@ -229,3 +229,37 @@ def test_an_interrupted_run_of_another_configuration_is_trained_afresh(table, tm
     assert 'another configuration' in res.stderr and 'resuming' not in res.stderr
     got = json.loads((run / 'metrics.json').read_text())
     assert got['test'] == want['test'] and not (run / 'last.pt').exists()
+
+
+def test_a_finished_run_is_reused_whatever_device_trained_it(table, tmp_path):
+    """``train.device`` and ``train.checkpoint_every`` decide nothing a run learns: a finished run recorded as
+    trained on CUDA (with another checkpoint interval) is reused on the CPU, in its own table and from a
+    sibling table, while a run differing in a learning setting is not."""
+    import yaml
+    out = tmp_path / 'runs'
+    assert run_cli('reproduce', str(table), '--out', str(out), '--rows', 'MF', '--seeds', '0').returncode == 0
+    run = out / 'mf-s0'
+    cfg = yaml.safe_load((run / 'config.yaml').read_text())
+    cfg['train'].update(device='cuda', checkpoint_every=7)
+    (run / 'config.yaml').write_text(yaml.safe_dump(cfg))
+    stamp = (run / 'metrics.json').stat().st_mtime_ns
+    res = run_cli('reproduce', str(table), '--out', str(out), '--rows', 'MF', '--seeds', '0')
+    assert res.returncode == 0, res.stderr
+    assert f'reusing {run} (trained on cuda)' in res.stderr and 'training ->' not in res.stderr
+    assert (run / 'metrics.json').stat().st_mtime_ns == stamp
+    # From a sibling table's directory: copied, not retrained.
+    other = tmp_path / 'other'
+    res = run_cli('reproduce', str(table), '--out', str(other), '--rows', 'MF', '--seeds', '0')
+    assert res.returncode == 0, res.stderr
+    assert 'the same configuration' in res.stderr and 'training ->' not in res.stderr
+    assert (other / 'mf-s0' / 'metrics.json').read_bytes() == (run / 'metrics.json').read_bytes()
+    # A learning setting that differs (the lr) makes it another run: trained afresh (the sibling's copy, of the
+    # table's own configuration, would be reused, so it goes first).
+    import shutil
+    shutil.rmtree(other)
+    cfg['train']['lr'] = cfg['train']['lr'] * 10
+    (run / 'config.yaml').write_text(yaml.safe_dump(cfg))
+    res = run_cli('reproduce', str(table), '--out', str(out), '--rows', 'MF', '--seeds', '0')
+    assert res.returncode == 0, res.stderr
+    assert 'training ->' in res.stderr
+    assert yaml.safe_load((run / 'config.yaml').read_text())['train']['device'] == 'cpu'
