@@ -46,8 +46,15 @@ class UserBlock(NamedTuple):
 
 def top_k(scores: Tensor, k: int, exclude: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
     r"""Indices of the :obj:`k` highest scores per row after setting the :obj:`exclude` (row, column) pairs
-    to :math:`-\infty` (in place). Ties are broken as :func:`torch.topk` does."""
+    to :math:`-\infty`. Ties are broken as :func:`torch.topk` does.
+
+    The exclusion is written in place into a :obj:`scores` that owns its memory (a fresh score block, as a
+    matrix product returns). A view of another tensor (rows of a caller's cached matrix, or one score row
+    expanded to every user) is copied first: written in place, the exclusions of one row would land in the
+    caller's tensor, or, through an expanded row, in every row."""
     if exclude is not None and exclude[0].numel():
+        if scores._base is not None or 0 in scores.stride():
+            scores = scores.clone()
         scores[exclude[0].to(scores.device), exclude[1].to(scores.device)] = float('-inf')
     return scores.topk(min(k, scores.size(1)), dim=1).indices
 

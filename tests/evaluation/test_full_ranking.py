@@ -100,3 +100,18 @@ def test_users_are_those_with_held_out_items_and_ks_checked():
             check_ks(bad)
     with pytest.raises(ValueError, match='score_fn returned shape'):
         ev.evaluate(lambda u: torch.zeros(len(u), 3))
+
+
+def test_a_score_view_is_not_written_through():
+    """A score function may return a view: one popularity row expanded to every user, or rows sliced from a
+    cached matrix. Each user's exclusions stay their own, and the caller's tensor keeps its values."""
+    pop = torch.tensor([0.5, 0.4, 0.3, 0.2, 0.1])
+    # By hand: user 0 (item 0 excluded) ranks 1, 2, 3, 4; user 1 (item 4 excluded) ranks 0, 1, 2, 3.
+    ev = FullRankingEvaluator(HELD, TRAIN, num_users=2, num_items=5, ks=[1])
+    m = ev.evaluate(lambda users: pop.expand(users.numel(), -1))
+    assert m['hitrate@1'] == pytest.approx(0.5)   # user 0's top item 1 is not held out; user 1's item 0 is
+    assert pop.tolist() == pytest.approx([0.5, 0.4, 0.3, 0.2, 0.1])
+    cached = SCORES.clone()
+    expected = ev.evaluate(lambda users: SCORES[users].clone())
+    assert ev.evaluate(lambda users: cached[:users.numel()]) == expected   # users are 0, 1: the rows as a view
+    assert torch.equal(cached, SCORES)
