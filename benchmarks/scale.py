@@ -28,7 +28,9 @@ full-graph estimate above from the same process. It also records the mean subgra
 ``scale-neighbor.json`` (a run replaces the rows of its own model, size and fan-out and keeps the others), and
 the plot draws each sampled fan-out as a dashed line beside the full one. DiffCL samples its item-item graphs
 as edge types of the same graph, one hop more (:meth:`~pyg_diffcl.models.DiffCL.make_neighbor_sampler`), at
-the last user-item fan-out given. A model that cannot train sampled is reported as such and skipped.
+the last user-item fan-out given, taking all of an item's k item-graph neighbours or ``--item-neighbors`` of
+them (reweighted, ``train.item_graph_neighbors``). A model that cannot train sampled is reported as such and
+skipped.
 
 **Memory formula** (bytes; :math:`U` users, :math:`I` items, :math:`E` training and :math:`E_t` test
 interactions, :math:`d` the embedding size, :math:`L` layers, :math:`B` the evaluation block; float32 values,
@@ -148,8 +150,18 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
     return {'persistent': persistent, 'transient': transient, 'r0_mib': r0_mib, 'total': total}
 
 
+def variant(row: dict) -> tuple:
+    """What tells a row's sampled set-up apart: its fan-out per hop and its item-graph fan-out (-1: all)."""
+    return tuple(row.get('num_neighbors') or ()), row.get('item_graph_neighbors', -1)
+
+
+def variant_label(key: tuple) -> str:
+    fanout, item = key
+    return (str(list(fanout)) if fanout else '') + (f', item graph {item}' if item != -1 else '')
+
+
 def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dict,
-                  optimizer: str = 'sparse_adam') -> None:
+                  optimizer: str = 'sparse_adam', item_fanout: int = -1) -> None:
     """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
     from pyg_diffcl.training.trainer import make_optimizer
     c = getattr(net, 'config', None)
@@ -157,7 +169,7 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
         fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
     t0 = time.perf_counter()
     try:
-        sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0)
+        sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0, item_fanout=item_fanout)
     except NotImplementedError as e:
         res['sampled_skipped'] = str(e)
         return
@@ -177,6 +189,7 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
         users.append(batch.user_id.numel())
         items.append(batch.item_id.numel())
     res['num_neighbors'] = fanout
+    res['item_graph_neighbors'] = item_fanout
     res['sampled_timed_batches'] = n
     res['sampled_batches_per_epoch'] = len(sampler)
     res['sampled_step_s'] = statistics.median(times)
@@ -188,7 +201,7 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
 
 def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feats: list,
           loader: str = 'full', fanout: Optional[list] = None, sampled_batches: int = 500,
-          optimizer: str = 'sparse_adam') -> None:
+          optimizer: str = 'sparse_adam', item_fanout: int = -1) -> None:
     import torch
     r0 = rss_now_mib()  # the interpreter with torch, PyG and this package imported
 
@@ -265,7 +278,8 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     res['loader'] = loader
     if loader == 'neighbor':
         net.train()
-        sampled_epoch(net, train, U, I, fanout, sampled_batches, res, optimizer)
+        sampled_epoch(net, train, U, I, fanout, sampled_batches, res, optimizer,
+                      item_fanout if model == 'diffcl' else -1)
         res['peak_rss_mib'] = peak_mib()
     print(json.dumps(res))
 
@@ -283,11 +297,12 @@ def plot(rows: list, path: Path) -> None:
             one = list({r['size']: r for r in rs}.values())  # the full-graph figures, one row per size
             ax.loglog([r['train_interactions'] for r in one], [r[key] for r in one], 'o-', color=f'C{n}',
                       label=f'{model} (full graph)' if key == 'epoch_s' else model)
-            fanouts = sorted({tuple(r['num_neighbors']) for r in rs if 'sampled_epoch_s' in r})
+            fanouts = sorted({variant(r) for r in rs if 'sampled_epoch_s' in r})
             for f, fanout in enumerate(fanouts if key == 'epoch_s' else []):
-                sampled = [r for r in rs if 'sampled_epoch_s' in r and tuple(r['num_neighbors']) == fanout]
+                sampled = [r for r in rs if 'sampled_epoch_s' in r and variant(r) == fanout]
                 ax.loglog([r['train_interactions'] for r in sampled], [r['sampled_epoch_s'] for r in sampled],
-                          ('s--', 'd:', '^-.')[f % 3], color=f'C{n}', label=f'{model} (sampled, {list(fanout)})')
+                          ('s--', 'd:', '^-.')[f % 3], color=f'C{n}',
+                          label=f'{model} (sampled, {variant_label(fanout)})')
             if key == 'peak_rss_mib':
                 ax.loglog([r['train_interactions'] for r in one], [r['predicted_mib'] for r in one], 'x--',
                           color=f'C{n}', alpha=0.7, label=f'{model} (formula)')
@@ -311,6 +326,8 @@ def main() -> None:
     p.add_argument('--loader', default='full', choices=['full', 'neighbor'],
                    help='neighbor: also time training on sampled subgraphs (PyG LinkNeighborLoader)')
     p.add_argument('--num-neighbors', default='10,10', help='fan-out per layer of --loader neighbor')
+    p.add_argument('--item-neighbors', type=int, default=-1,
+                   help="DiffCL's item-graph fan-out with --loader neighbor (-1: all k neighbours)")
     p.add_argument('--sampled-batches', type=int, default=500,
                    help='consecutive sampled batches timed (the whole epoch when it has no more)')
     p.add_argument('--optimizer', default='sparse_adam', choices=['adam', 'sparse_adam'],
@@ -330,7 +347,7 @@ def main() -> None:
         p.error(f'--num-neighbors: one fan-out per layer ({LAYERS}), got {fanout}')
     if args.child:
         return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats, args.loader, fanout,
-                     args.sampled_batches, args.optimizer)
+                     args.sampled_batches, args.optimizer, args.item_neighbors)
     result = out / ('scale-neighbor.json' if args.loader == 'neighbor' else 'scale.json')
 
     if args.report_only:
@@ -351,7 +368,7 @@ def main() -> None:
         kept = json.loads(result.read_text())
 
     def same(a: dict, b: dict) -> bool:
-        return (a['model'], a['size'], a.get('num_neighbors')) == (b['model'], b['size'], b.get('num_neighbors'))
+        return (a['model'], a['size'], variant(a)) == (b['model'], b['size'], variant(b))
     for s in sizes:
         if not data_path(out, s).is_file():
             subprocess.run([sys.executable, __file__, '--out', str(out), '--generate', s], check=True)
@@ -359,7 +376,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, '--out', str(out), '--child', model, s, '--batches',
                    str(args.batches), '--eval-blocks', str(args.eval_blocks), '--modalities', args.modalities,
                    '--loader', args.loader, '--num-neighbors', args.num_neighbors,
-                   '--sampled-batches', str(args.sampled_batches), '--optimizer', args.optimizer]
+                   '--sampled-batches', str(args.sampled_batches), '--optimizer', args.optimizer,
+                   '--item-neighbors', str(args.item_neighbors)]
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
@@ -389,12 +407,12 @@ def report(rows: list, out: Path, result: Path) -> None:
               f"{r['step_s']:7.3f} {r['epoch_s']:9.0f} {r['eval_s']:8.1f} {r['peak_rss_mib']:9.0f} "
               f"{r['predicted_mib']:8.0f} {r['peak_rss_mib'] / r['predicted_mib']:6.2f}")
     print('\ngrowth exponents between consecutive sizes (d log y / d log E; 1 = linear):')
-    for model, fanout in sorted({(r['model'], tuple(r.get('num_neighbors') or ())) for r in rows}):
-        rs = sorted((r for r in rows if r['model'] == model and tuple(r.get('num_neighbors') or ()) == fanout),
+    for model, fanout in sorted({(r['model'], variant(r)) for r in rows}):
+        rs = sorted((r for r in rows if r['model'] == model and variant(r) == fanout),
                     key=lambda r: r['train_interactions'])
         for a, b in zip(rs, rs[1:]):
             x = math.log(b['train_interactions'] / a['train_interactions'])
-            print(f"  {model:9s} {list(fanout) if fanout else ''} {a['size']}->{b['size']}: epoch {math.log(b['epoch_s'] / a['epoch_s']) / x:.2f}, "
+            print(f"  {model:9s} {variant_label(fanout)} {a['size']}->{b['size']}: epoch {math.log(b['epoch_s'] / a['epoch_s']) / x:.2f}, "
                   f"eval {math.log(b['eval_s'] / a['eval_s']) / x:.2f}, "
                   f"peak RSS {math.log(b['peak_rss_mib'] / a['peak_rss_mib']) / x:.2f}"
                   + (f", sampled epoch {math.log(b['sampled_epoch_s'] / a['sampled_epoch_s']) / x:.2f}"
@@ -404,7 +422,7 @@ def report(rows: list, out: Path, result: Path) -> None:
         print('\nsampled epochs (fan-out, batches timed, subgraph share of users / items, speed-up over the '
               'full-graph estimate of the same run):')
         for r in sampled:
-            print(f"  {r['model']:9s} {r['size']:3s} {r['num_neighbors']}  {r['sampled_timed_batches']:5d} of "
+            print(f"  {r['model']:9s} {r['size']:3s} {variant_label(variant(r))}  {r['sampled_timed_batches']:5d} of "
                   f"{r['sampled_batches_per_epoch']:5d}  {100 * r['subgraph_users_share']:5.1f}% / "
                   f"{100 * r['subgraph_items_share']:5.1f}%  epoch {r['sampled_epoch_s']:.1f} s vs "
                   f"{r['epoch_s']:.1f} s: {r['epoch_s'] / r['sampled_epoch_s']:.1f}x")

@@ -76,11 +76,14 @@ class NeighborBPRSampler:
     **Item-item graphs** (DiffCL's modality graphs). Each of :obj:`item_graphs` joins the same
     :class:`~torch_geometric.data.HeteroData` as an ``('item', 'knn<k>', 'item')`` edge type, an edge
     :math:`j \to i` for every entry :math:`\hat s_{ij}` (:func:`~pyg_diffcl.ops.item_knn_graph`'s
-    ``edge_index[0]`` is the receiving item :math:`i`), and is sampled with the interactions: all of a
-    node's item-item neighbours (fan-out ``-1``, the weights as given, no scaling) during the first
-    :obj:`item_hops` hops, none after. The user-item fan-out :obj:`num_neighbors` then spans all the hops, so
-    that an item reached through the item graph at hop :math:`h` still has :math:`H - h` hops of
-    interactions around it (:math:`H` = ``len(num_neighbors)``): a model that enhances item rows by
+    ``edge_index[0]`` is the receiving item :math:`i`), and is sampled with the interactions during the first
+    :obj:`item_hops` hops, none after: all of a node's item-item neighbours (:obj:`item_fanout` ``-1``, the
+    weights as given), or :obj:`item_fanout` of them drawn uniformly, whose weights :math:`\hat s_{ij}` are
+    then multiplied by :math:`k_i / s_i` with ``scaling='degree'`` (:math:`k_i` the receiving item's
+    neighbours in the whole item graph, :math:`s_i` those sampled), the same unbiased estimate of the sum
+    :math:`\sum_j \hat s_{ij} \mathbf{h}_j` as for the interactions. The user-item fan-out
+    :obj:`num_neighbors` then spans all the hops, so that an item reached through the item graph at hop
+    :math:`h` still has :math:`H - h` hops of interactions around it (:math:`H` = ``len(num_neighbors)``): a model that enhances item rows by
     :math:`L_{ii}` item-graph layers after :math:`L` user-item layers needs :math:`H = L + L_{ii}` hops and
     ``item_hops`` :math:`= L_{ii}`. With every fan-out ``-1``, the seeds' item-graph products equal the whole
     graph's.
@@ -99,10 +102,13 @@ class NeighborBPRSampler:
             (default: :obj:`None`)
         item_hops (int): The hops during which the item-item graphs are sampled; at least 1 and at most
             ``len(num_neighbors)`` when :obj:`item_graphs` are given. (default: :obj:`1`)
+        item_fanout (int): The item-item neighbours sampled per item at those hops; ``-1``: all of them.
+            (default: :obj:`-1`)
     """
     def __init__(self, edge_index: Tensor, num_users: int, num_items: int, num_neighbors: Sequence[int],
                  batch_size: int = 2048, seed: int = 0, scaling: str = 'degree', backend: str = 'auto',
-                 item_graphs: Optional[Dict[str, Tuple[Tensor, Tensor]]] = None, item_hops: int = 1) -> None:
+                 item_graphs: Optional[Dict[str, Tuple[Tensor, Tensor]]] = None, item_hops: int = 1,
+                 item_fanout: int = -1) -> None:
         from torch_geometric.data import HeteroData
         from torch_geometric.loader import LinkNeighborLoader
         from torch_geometric.sampler import NegativeSampling
@@ -114,6 +120,8 @@ class NeighborBPRSampler:
                              f'{num_neighbors}')
         if scaling not in SCALINGS:
             raise ValueError(f'scaling: expected one of {SCALINGS}, got {scaling!r}')
+        if item_fanout == 0 or item_fanout < -1:
+            raise ValueError(f'item_fanout: expected a positive fan-out or -1 (all), got {item_fanout}')
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError('edge_index: expected a [2, E] tensor of (user, item) pairs')
         edge_index = edge_index.as_subclass(Tensor).long().cpu()
@@ -132,6 +140,9 @@ class NeighborBPRSampler:
         data[REVERSE].edge_index = edge_index.flip(0)
         data[REVERSE].edge_weight = weight
         self.item_graph_types: Dict[str, Tuple[str, str, str]] = {}
+        #: Each item graph's in-degree of every receiving item (the :math:`k_i` of the scaling), when sampled.
+        self.item_graph_degree: Dict[str, Tensor] = {}
+        self.item_fanout = int(item_fanout)
         fan_out: Any = num_neighbors
         if item_graphs:
             if not 1 <= item_hops <= len(num_neighbors):
@@ -148,8 +159,10 @@ class NeighborBPRSampler:
                 etype = ('item', f'knn{k}', 'item')  # plain names: PyG's sampler joins the parts with '__'
                 data[etype].edge_index = ii_index.flip(0)  # (source j, receiving i)
                 data[etype].edge_weight = ii_weight.detach().float().cpu()
-                fan_out[etype] = [-1] * item_hops + [0] * (len(num_neighbors) - item_hops)
+                fan_out[etype] = [self.item_fanout] * item_hops + [0] * (len(num_neighbors) - item_hops)
                 self.item_graph_types[name] = etype
+                if self.item_fanout != -1:
+                    self.item_graph_degree[name] = torch.bincount(ii_index[0], minlength=self.num_items)
         self.item_hops = int(item_hops) if item_graphs else 0
         self.data = data
         # No iteration through the DataLoader: batches are made by its collate function, one at a time.
@@ -204,8 +217,14 @@ class NeighborBPRSampler:
         graphs = None
         if self.item_graph_types:
             n = item_id.numel()
-            graphs = {name: Adjacency(sub[etype].edge_index.flip(0), sub[etype].edge_weight, (n, n), adj.backend)
-                      for name, etype in self.item_graph_types.items()}
+            graphs = {}
+            for name, etype in self.item_graph_types.items():
+                src, dst = sub[etype].edge_index  # dst: the receiving item
+                weight = sub[etype].edge_weight
+                if self.scaling == 'degree' and name in self.item_graph_degree and dst.numel():
+                    sampled = torch.bincount(dst, minlength=n).clamp(min=1)
+                    weight = weight * (self.item_graph_degree[name][item_id].float() / sampled.float())[dst]
+                graphs[name] = Adjacency(torch.stack([dst, src]), weight, (n, n), adj.backend)
         return SubgraphBatch(sub['user'].src_index, sub['item'].dst_pos_index, sub['item'].dst_neg_index,
                              user_id, item_id, adj, graphs)
 
@@ -224,5 +243,6 @@ class NeighborBPRSampler:
         return (f'{self.__class__.__name__}(interactions={self.edge_index.size(1)}, '
                 f'num_neighbors={self.num_neighbors}, batch_size={self.batch_size}, seed={self.seed}, '
                 f'scaling={self.scaling!r}' + (f', item_graphs={sorted(self.item_graph_types)}, '
-                                               f'item_hops={self.item_hops}' if self.item_graph_types else '')
+                                               f'item_hops={self.item_hops}, item_fanout={self.item_fanout}'
+                                               if self.item_graph_types else '')
                 + ')')

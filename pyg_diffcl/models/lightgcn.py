@@ -84,11 +84,15 @@ class LightGCN(MF):
         return self.propagation(self.prepare_adj(adj), self.user_emb.weight, self.item_emb.weight)
 
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
-                              seed: int, scaling: str = 'degree', backend: str = 'auto') -> NeighborBPRSampler:
+                              seed: int, scaling: str = 'degree', backend: str = 'auto',
+                              item_fanout: int = -1) -> NeighborBPRSampler:
         """Batches on sampled subgraphs, one hop per layer: :obj:`num_neighbors` needs :math:`K` entries
         (:obj:`None`: 10 per layer)."""
         if self.num_layers < 1:
             raise ValueError('num_neighbors: a LightGCN without layers has no neighbourhood to sample')
+        if item_fanout != -1:
+            raise ValueError(f'item_graph_neighbors: LightGCN has no item-item graphs to sample (got {item_fanout}; '
+                             f'leave it at -1)')
         num_neighbors = [10] * self.num_layers if num_neighbors is None else list(num_neighbors)
         if len(num_neighbors) != self.num_layers:
             raise ValueError(f'num_neighbors: one fan-out per layer ({self.num_layers}), got {num_neighbors}')

@@ -113,6 +113,9 @@ class TrainConfig(Validated):
     #: The weights of sampled edges: ``degree`` (the whole graph's normalisation times :math:`d_v / s_v`, an
     #: unbiased estimate of each layer's full sum) or ``none`` (the whole graph's normalisation alone).
     neighbor_scaling: str = 'degree'
+    #: The item-item neighbours sampled per item in a model's item-item graphs (DiffCL's modality graphs) with
+    #: ``loader: neighbor``; ``-1``: all of them (the graph's k). Fewer are reweighted by ``neighbor_scaling``.
+    item_graph_neighbors: int = -1
     #: ``adam``, or ``sparse_adam`` with ``loader: neighbor``: the embedding tables take row-sparse gradients
     #: and "lazy" Adam (:class:`~pyg_diffcl.training.optim.RowSparseAdam`, torch's ``SparseAdam`` at a
     #: fraction of its cost), so that a step costs what the sampled subgraph touches, not the size of the
@@ -145,6 +148,9 @@ class TrainConfig(Validated):
                                                or any(n == 0 or n < -1 for n in self.num_neighbors)):
             raise ValueError(f'num_neighbors: expected one fan-out per layer, each positive or -1 (all), got '
                              f'{self.num_neighbors}')
+        if self.item_graph_neighbors == 0 or self.item_graph_neighbors < -1:
+            raise ValueError(f'item_graph_neighbors: expected a positive fan-out or -1 (all), got '
+                             f'{self.item_graph_neighbors}')
         if self.optimizer not in ('adam', 'sparse_adam'):
             raise ValueError(f"optimizer: expected adam or sparse_adam, got {self.optimizer!r}")
         if self.optimizer == 'sparse_adam' and self.loader != 'neighbor':

@@ -550,7 +550,8 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
     if config.train.loader == 'neighbor':
         try:
             sampler = model.make_neighbor_sampler(train_ei, config.train.num_neighbors, config.train.batch_size,
-                                                  config.train.seed, config.train.neighbor_scaling, prep.adj.backend)
+                                                  config.train.seed, config.train.neighbor_scaling, prep.adj.backend,
+                                                  config.train.item_graph_neighbors)
         except ValueError as e:
             raise ConfigError(f'train.{e}') from None
     else:

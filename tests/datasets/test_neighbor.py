@@ -148,6 +148,51 @@ def test_diffcl_sampled_refusals():
         NeighborBPRSampler(ei, 20, 15, [3], item_graphs={'a': item_knn_graph(torch.randn(15, 4), k=2)}, item_hops=2)
 
 
+@pytest.mark.parametrize('scaling', ['degree', 'none'])
+def test_item_graph_fan_out_samples_and_reweights_item_edges(scaling):
+    """``item_fanout`` draws that many of a receiving item's item-item neighbours, each one of its edges in the
+    whole graph; with degree scaling its weight is the graph's times k_i / s_i (k_i its neighbours in the
+    whole graph, s_i those drawn), so that each receiving row sums what the whole graph's would in
+    expectation. A fan-out of k or more is the whole item graph."""
+    ei = random_graph(num_users=40, num_items=30, per_user=8, seed=1)
+    gen = torch.Generator().manual_seed(3)
+    ii_index, ii_weight = item_knn_graph(torch.randn(30, 6, generator=gen), k=5)
+    k = torch.bincount(ii_index[0], minlength=30)
+    full = {(int(i), int(j)): float(w) for (i, j), w in zip(ii_index.t(), ii_weight)}
+    graphs = {'a': (ii_index, ii_weight)}
+
+    def edges(fanout, epoch=0):
+        batch = NeighborBPRSampler(ei, 40, 30, [3, 3], batch_size=6, seed=0, scaling=scaling, item_graphs=graphs,
+                                   item_fanout=fanout).batch(epoch, 1)
+        dst, src = batch.item_graphs['a'].index
+        return {(int(batch.item_id[i]), int(batch.item_id[j])): float(w)
+                for i, j, w in zip(dst, src, batch.item_graphs['a'].weight)}
+
+    for epoch in range(3):
+        got = edges(2, epoch)
+        receiving = torch.tensor(sorted({i for i, _ in got}))
+        drawn = torch.bincount(torch.tensor([i for i, _ in got]), minlength=30)
+        assert receiving.numel() > 0 and bool((drawn[receiving] == torch.clamp(k[receiving], max=2)).all())
+        for (i, j), w in got.items():
+            scale = float(k[i]) / float(drawn[i]) if scaling == 'degree' else 1.0
+            assert w == pytest.approx(full[(i, j)] * scale)
+    assert edges(5) == edges(-1) and edges(8) == edges(-1)
+    with pytest.raises(ValueError, match='item_fanout'):
+        NeighborBPRSampler(ei, 40, 30, [3, 3], item_graphs=graphs, item_fanout=0)
+
+
+def test_item_graph_fan_out_refusals():
+    ei = random_graph()
+    with pytest.raises(ValueError, match='^item_graph_neighbors: LightGCN has no item-item graphs'):
+        LightGCN(20, 15, 4, 2).make_neighbor_sampler(ei, None, 8, 0, item_fanout=3)
+    with pytest.raises(ValueError, match='^item_graph_neighbors: 3, but this DiffCL has no item-item graph'):
+        small_diffcl(use_item_graph=False).make_neighbor_sampler(ei, None, 8, 0, item_fanout=3)
+    assert small_diffcl().make_neighbor_sampler(ei, None, 8, 0, item_fanout=2).item_fanout == 2
+    from pyg_diffcl.training.config import TrainConfig
+    with pytest.raises(ValueError, match='^item_graph_neighbors: expected a positive fan-out or -1'):
+        TrainConfig(item_graph_neighbors=0).validate()
+
+
 def test_sampled_edges_keep_the_whole_graph_normalisation():
     ei = random_graph(num_users=40, num_items=30, per_user=8, seed=1)
     sampler = NeighborBPRSampler(ei, 40, 30, [2, 2], batch_size=5, seed=0, scaling='none')
