@@ -39,6 +39,24 @@ def _args(data, out, epochs=6, model='lightgcn', *extra):
             '--seed', '2', '--set', 'train.batch_size=256', *extra, '--out', str(out)]
 
 
+def _wait_ended(pids, timeout=60.0):
+    """Wait until every pid has ended (gone, or a zombie: its files, the run directory's lock among them, are
+    closed by then)."""
+    from pathlib import Path
+    deadline = time.time() + timeout
+    for pid in pids:
+        while time.time() < deadline:
+            try:
+                state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                break
+            if state in ('Z', 'X'):
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError(f'process {pid} still runs {timeout} s after SIGKILL')
+
+
 def _children(pid):
     """The child processes of :obj:`pid` (the ranks torchrun started), from /proc."""
     from pathlib import Path
@@ -157,9 +175,11 @@ def test_two_process_run_killed_and_resumed(data, tmp_path):
     while not (run / 'last.pt').exists():
         assert proc.poll() is None and time.time() - start < 300
         time.sleep(0.02)
-    for pid in _children(proc.pid) + [proc.pid]:  # both ranks, then the launcher
+    ranks = _children(proc.pid)
+    for pid in ranks + [proc.pid]:  # both ranks, then the launcher
         os.kill(pid, signal.SIGKILL)
     proc.wait()
+    _wait_ended(ranks)  # not our children: SIGKILL is asynchronous, and a rank holds the run's lock until it ends
     assert not (run / 'metrics.json').exists()
     state = torch.load(run / 'last.pt', weights_only=True)['trainer']
     assert state['world_size'] == 2 and len(state['rng_ranks']) == 2
