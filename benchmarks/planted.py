@@ -64,8 +64,7 @@ def write_data(root: Path, users: int, items: int, interactions: int, dims) -> P
     ei, feats = planted_interactions(users, items, interactions, feature_dims=dims, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp)
-        lines = ['user,item'] + [f'{u},{i}' for u, i in ei.t().tolist()]
-        (raw / 'planted.csv').write_text('\n'.join(lines) + '\n')
+        np.savetxt(raw / 'planted.csv', ei.t().numpy(), fmt='%d', delimiter=',', header='user,item', comments='')
         (raw / 'items.txt').write_text('\n'.join(str(i) for i in range(items)) + '\n')
         specs = {}
         for name, x in feats.items():
@@ -109,15 +108,16 @@ def main() -> None:
     out = Path(args.out)
     data = write_data(out / f'data-{name}', u, i, e, [int(x) for x in args.modalities.split(',')])
     models, loaders = args.models.split(','), args.loaders.split(',')
-    rows = [{'name': f'{m}, {ld}', 'model': m, 'set': [f'train.loader={ld}']} for m in models for ld in loaders]
+    pairs = [(m, ld) for m in models for ld in loaders]
+    rows = [{'name': f'{m}, {ld}', 'model': m, 'set': [f'train.loader={ld}']} for m, ld in pairs]
     seeds = [int(x) for x in args.seeds.split(',')]
     spec = {'data': str(data), 'seeds': seeds, 'metrics': ['recall@20', 'ndcg@20'], 'rows': rows}
     results = run_spec(f'planted-{name}', spec, out / f'runs-{name}', extra=COMMON + args.sets,
                        log=lambda m: print(m, file=sys.stderr))
     table = []
-    for row, res in zip(rows, results):
+    for (model, loader), res in zip(pairs, results):
         metrics = [json.loads((Path(d) / 'metrics.json').read_text()) for d in res.run_dirs]
-        table.append({'model': row['model'], 'loader': row['set'][0].split('=')[1], 'seeds': res.seeds,
+        table.append({'model': model, 'loader': loader, 'seeds': res.seeds,
                       'valid_recall@20': res.valid, 'test_recall@20': res.test['recall@20'],
                       'test_ndcg@20': res.test['ndcg@20'], 'selected_epochs': res.epochs,
                       'epochs_run': [m['epochs_run'] for m in metrics],

@@ -169,7 +169,7 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
         fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
     t0 = time.perf_counter()
     try:
-        sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0, item_fanout=item_fanout)
+        sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0, item_graph_neighbors=item_fanout)
     except NotImplementedError as e:
         res['sampled_skipped'] = str(e)
         return

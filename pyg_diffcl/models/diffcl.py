@@ -360,11 +360,11 @@ class DiffCL(Recommender):
     # ---------------------------------------------------------------------------------------------- loss
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
                               seed: int, scaling: str = 'degree', backend: str = 'auto',
-                              item_fanout: int = -1) -> NeighborBPRSampler:
+                              item_graph_neighbors: int = -1) -> NeighborBPRSampler:
         """Batches on sampled subgraphs with the item-item graphs as edge types: :obj:`num_neighbors` needs
         one user-item fan-out per hop, :math:`H = L + L_{ii}` of them (:math:`L` the deeper of the ID and
         modality propagations, :math:`L_{ii}` = :obj:`item_graph_layers` with :obj:`use_item_graph`);
-        :obj:`None`: 10 per hop. :obj:`item_fanout`: the item-item neighbours sampled per item (``-1``: all
+        :obj:`None`: 10 per hop. :obj:`item_graph_neighbors`: the item-item neighbours sampled per item (``-1``: all
         :obj:`item_graph_k`, with the graphs' own weights; fewer are reweighted, see
         :class:`~pyg_diffcl.datasets.NeighborBPRSampler`)."""
         c = self.config
@@ -380,13 +380,13 @@ class DiffCL(Recommender):
         if len(num_neighbors) != hops:
             raise ValueError(f'num_neighbors: one fan-out per hop ({hops}: {layers} user-item layers + {item_hops} '
                              f'item-graph layers), got {num_neighbors}')
-        if item_fanout != -1 and not item_hops:
-            raise ValueError(f'item_graph_neighbors: {item_fanout}, but this DiffCL has no item-item graph to '
+        if item_graph_neighbors != -1 and not item_hops:
+            raise ValueError(f'item_graph_neighbors: {item_graph_neighbors}, but this DiffCL has no item-item graph to '
                              f'sample (model.use_item_graph is off); leave it at -1')
         graphs = ({m: (getattr(self, f'ii_index_{m}'), getattr(self, f'ii_weight_{m}')) for m in self.modalities}
                   if item_hops else None)
         return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,
-                                  scaling, backend, graphs, max(item_hops, 1), item_fanout)
+                                  scaling, backend, graphs, max(item_hops, 1), item_graph_neighbors)
 
     def sparse_embeddings(self) -> List[torch.nn.Embedding]:
         """The ID tables and the modality user tables: on sampled subgraphs the loss reads them row by row."""

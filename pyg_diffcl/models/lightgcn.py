@@ -85,13 +85,14 @@ class LightGCN(MF):
 
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
                               seed: int, scaling: str = 'degree', backend: str = 'auto',
-                              item_fanout: int = -1) -> NeighborBPRSampler:
+                              item_graph_neighbors: int = -1) -> NeighborBPRSampler:
         """Batches on sampled subgraphs, one hop per layer: :obj:`num_neighbors` needs :math:`K` entries
         (:obj:`None`: 10 per layer)."""
         if self.num_layers < 1:
             raise ValueError('num_neighbors: a LightGCN without layers has no neighbourhood to sample')
-        if item_fanout != -1:
-            raise ValueError(f'item_graph_neighbors: LightGCN has no item-item graphs to sample (got {item_fanout}; '
+        if item_graph_neighbors != -1:
+            raise ValueError(f'item_graph_neighbors: LightGCN has no item-item graphs to sample (got '
+                             f'{item_graph_neighbors}; '
                              f'leave it at -1)')
         num_neighbors = [10] * self.num_layers if num_neighbors is None else list(num_neighbors)
         if len(num_neighbors) != self.num_layers:

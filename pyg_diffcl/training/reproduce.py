@@ -196,7 +196,7 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
             held = held_config(run_dir)
-            done = _finished(run_dir, wanted)
+            done = (run_dir / 'metrics.json').is_file() and run_identity(held) == run_identity(wanted)
             interrupted = (run_dir / RESUME_CHECKPOINT).is_file()
             # Resumed only when the interrupted run is of this very configuration, device included (a table
             # edited since, or another --set, leaves a run of another one: it is trained afresh).

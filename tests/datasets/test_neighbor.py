@@ -184,10 +184,10 @@ def test_item_graph_fan_out_samples_and_reweights_item_edges(scaling):
 def test_item_graph_fan_out_refusals():
     ei = random_graph()
     with pytest.raises(ValueError, match='^item_graph_neighbors: LightGCN has no item-item graphs'):
-        LightGCN(20, 15, 4, 2).make_neighbor_sampler(ei, None, 8, 0, item_fanout=3)
+        LightGCN(20, 15, 4, 2).make_neighbor_sampler(ei, None, 8, 0, item_graph_neighbors=3)
     with pytest.raises(ValueError, match='^item_graph_neighbors: 3, but this DiffCL has no item-item graph'):
-        small_diffcl(use_item_graph=False).make_neighbor_sampler(ei, None, 8, 0, item_fanout=3)
-    assert small_diffcl().make_neighbor_sampler(ei, None, 8, 0, item_fanout=2).item_fanout == 2
+        small_diffcl(use_item_graph=False).make_neighbor_sampler(ei, None, 8, 0, item_graph_neighbors=3)
+    assert small_diffcl().make_neighbor_sampler(ei, None, 8, 0, item_graph_neighbors=2).item_fanout == 2
     from pyg_diffcl.training.config import TrainConfig
     with pytest.raises(ValueError, match='^item_graph_neighbors: expected a positive fan-out or -1'):
         TrainConfig(item_graph_neighbors=0).validate()
