@@ -18,6 +18,11 @@ REVERSE = ('item', 'rev_to', 'user')
 SCALINGS = ('none', 'degree')
 
 
+def valid_fan_out(n: int) -> bool:
+    """Whether :obj:`n` is a fan-out in PyG's convention: a positive count, or ``-1`` for every neighbour."""
+    return n > 0 or n == -1
+
+
 def _mix(*values: int) -> int:
     """A 63-bit seed from integers, the same in every process (no ``hash``, which is salted for strings)."""
     out = 0
@@ -83,10 +88,10 @@ class NeighborBPRSampler:
     neighbours in the whole item graph, :math:`s_i` those sampled), the same unbiased estimate of the sum
     :math:`\sum_j \hat s_{ij} \mathbf{h}_j` as for the interactions. The user-item fan-out
     :obj:`num_neighbors` then spans all the hops, so that an item reached through the item graph at hop
-    :math:`h` still has :math:`H - h` hops of interactions around it (:math:`H` = ``len(num_neighbors)``): a model that enhances item rows by
-    :math:`L_{ii}` item-graph layers after :math:`L` user-item layers needs :math:`H = L + L_{ii}` hops and
-    ``item_hops`` :math:`= L_{ii}`. With every fan-out ``-1``, the seeds' item-graph products equal the whole
-    graph's.
+    :math:`h` still has :math:`H - h` hops of interactions around it (:math:`H` = ``len(num_neighbors)``): a
+    model that enhances item rows by :math:`L_{ii}` item-graph layers after :math:`L` user-item layers needs
+    :math:`H = L + L_{ii}` hops and ``item_hops`` :math:`= L_{ii}`. With every fan-out ``-1``, the seeds'
+    item-graph products equal the whole graph's.
 
     Args:
         edge_index (Tensor): Training interactions ``[2, E]`` (user, item).
@@ -115,12 +120,12 @@ class NeighborBPRSampler:
         if batch_size <= 0:
             raise ValueError(f'batch_size: must be positive, got {batch_size}')
         num_neighbors = [int(n) for n in num_neighbors]
-        if not num_neighbors or any(n == 0 or n < -1 for n in num_neighbors):
+        if not num_neighbors or not all(valid_fan_out(n) for n in num_neighbors):
             raise ValueError(f'num_neighbors: expected one fan-out per layer, each positive or -1 (all), got '
                              f'{num_neighbors}')
         if scaling not in SCALINGS:
             raise ValueError(f'scaling: expected one of {SCALINGS}, got {scaling!r}')
-        if item_fanout == 0 or item_fanout < -1:
+        if not valid_fan_out(item_fanout):
             raise ValueError(f'item_fanout: expected a positive fan-out or -1 (all), got {item_fanout}')
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError('edge_index: expected a [2, E] tensor of (user, item) pairs')

@@ -140,8 +140,8 @@ class Recommender(torch.nn.Module):
                               item_graph_neighbors: int = -1) -> Any:
         """The batches of training on sampled subgraphs (``train.loader=neighbor``): a
         :class:`~pyg_diffcl.datasets.NeighborBPRSampler`, whose :class:`~pyg_diffcl.datasets.SubgraphBatch`
-        batches :meth:`loss` then receives; :obj:`item_graph_neighbors` is the fan-out in a model's item-item graphs
-        (``-1``: all; a model without them refuses any other value). Models that train only on the whole
+        batches :meth:`loss` then receives; :obj:`item_graph_neighbors` is the fan-out in a model's item-item
+        graphs (``-1``: all; a model without them refuses any other value). Models that train only on the whole
         graph raise :class:`NotImplementedError` (the default)."""
         raise NotImplementedError(f'{self.__class__.__name__} trains on the whole graph only')
 

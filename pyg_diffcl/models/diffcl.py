@@ -364,8 +364,8 @@ class DiffCL(Recommender):
         """Batches on sampled subgraphs with the item-item graphs as edge types: :obj:`num_neighbors` needs
         one user-item fan-out per hop, :math:`H = L + L_{ii}` of them (:math:`L` the deeper of the ID and
         modality propagations, :math:`L_{ii}` = :obj:`item_graph_layers` with :obj:`use_item_graph`);
-        :obj:`None`: 10 per hop. :obj:`item_graph_neighbors`: the item-item neighbours sampled per item (``-1``: all
-        :obj:`item_graph_k`, with the graphs' own weights; fewer are reweighted, see
+        :obj:`None`: 10 per hop. :obj:`item_graph_neighbors`: the item-item neighbours sampled per item
+        (``-1``: all :obj:`item_graph_k`, with the graphs' own weights; fewer are reweighted, see
         :class:`~pyg_diffcl.datasets.NeighborBPRSampler`)."""
         c = self.config
         if c.modality_users == 'items':
@@ -381,8 +381,8 @@ class DiffCL(Recommender):
             raise ValueError(f'num_neighbors: one fan-out per hop ({hops}: {layers} user-item layers + {item_hops} '
                              f'item-graph layers), got {num_neighbors}')
         if item_graph_neighbors != -1 and not item_hops:
-            raise ValueError(f'item_graph_neighbors: {item_graph_neighbors}, but this DiffCL has no item-item graph to '
-                             f'sample (model.use_item_graph is off); leave it at -1')
+            raise ValueError(f'item_graph_neighbors: {item_graph_neighbors}, but this DiffCL has no item-item graph '
+                             f'to sample (model.use_item_graph is off); leave it at -1')
         graphs = ({m: (getattr(self, f'ii_index_{m}'), getattr(self, f'ii_weight_{m}')) for m in self.modalities}
                   if item_hops else None)
         return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,

@@ -92,8 +92,7 @@ class LightGCN(MF):
             raise ValueError('num_neighbors: a LightGCN without layers has no neighbourhood to sample')
         if item_graph_neighbors != -1:
             raise ValueError(f'item_graph_neighbors: LightGCN has no item-item graphs to sample (got '
-                             f'{item_graph_neighbors}; '
-                             f'leave it at -1)')
+                             f'{item_graph_neighbors}; leave it at -1)')
         num_neighbors = [10] * self.num_layers if num_neighbors is None else list(num_neighbors)
         if len(num_neighbors) != self.num_layers:
             raise ValueError(f'num_neighbors: one fan-out per layer ({self.num_layers}), got {num_neighbors}')

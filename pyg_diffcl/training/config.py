@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import yaml
 
 from ..checks import Validated
+from ..datasets.neighbor import valid_fan_out
 from ..errors import ConfigError
 from ..evaluation import METRICS
 from ..models import MODELS
@@ -145,10 +146,10 @@ class TrainConfig(Validated):
         if self.loader not in ('full', 'neighbor'):
             raise ValueError(f"loader: expected full or neighbor, got {self.loader!r}")
         if self.num_neighbors is not None and (not self.num_neighbors
-                                               or any(n == 0 or n < -1 for n in self.num_neighbors)):
+                                               or not all(valid_fan_out(n) for n in self.num_neighbors)):
             raise ValueError(f'num_neighbors: expected one fan-out per layer, each positive or -1 (all), got '
                              f'{self.num_neighbors}')
-        if self.item_graph_neighbors == 0 or self.item_graph_neighbors < -1:
+        if not valid_fan_out(self.item_graph_neighbors):
             raise ValueError(f'item_graph_neighbors: expected a positive fan-out or -1 (all), got '
                              f'{self.item_graph_neighbors}')
         if self.optimizer not in ('adam', 'sparse_adam'):

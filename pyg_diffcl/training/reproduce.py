@@ -138,15 +138,21 @@ def run_identity(config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return out
 
 
-def _finished(run_dir: Path, wanted: Dict[str, Any]) -> bool:
+def _finished(run_dir: Path, wanted: Dict[str, Any], held: Optional[Dict[str, Any]] = None) -> bool:
     """Whether :obj:`run_dir` holds a finished run of :obj:`wanted` (a configuration dictionary), wherever and
-    however it executed (:func:`run_identity`)."""
-    from .run import held_config
-    return (run_dir / 'metrics.json').is_file() and run_identity(held_config(run_dir)) == run_identity(wanted)
+    however it executed (:func:`run_identity`); :obj:`held` is its ``config.yaml`` when the caller has read it
+    already (otherwise it is read, for a finished run only)."""
+    if not (run_dir / 'metrics.json').is_file():
+        return False
+    if held is None:
+        from .run import held_config
+        held = held_config(run_dir)
+    return run_identity(held) == run_identity(wanted)
 
 
 def _same_run_elsewhere(out: Path, wanted: Dict[str, Any]) -> Optional[Path]:
-    """A finished run of exactly :obj:`wanted` in a sibling of :obj:`out` (another table's run directory)."""
+    """A finished run of :obj:`wanted` (:func:`_finished`) in a sibling of :obj:`out` (another table's run
+    directory)."""
     if not out.parent.is_dir():
         return None
     for other in sorted(out.parent.iterdir()):
@@ -196,7 +202,7 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
             run_dir = out / f"{row_key(row['name'])}-s{seed}"
             dirs.append(str(run_dir))
             held = held_config(run_dir)
-            done = (run_dir / 'metrics.json').is_file() and run_identity(held) == run_identity(wanted)
+            done = _finished(run_dir, wanted, held)
             interrupted = (run_dir / RESUME_CHECKPOINT).is_file()
             # Resumed only when the interrupted run is of this very configuration, device included (a table
             # edited since, or another --set, leaves a run of another one: it is trained afresh).
