@@ -19,12 +19,14 @@ like every table. Both loaders train with the same settings: the library's defau
 The sampled runs take fan-out 10 per hop (``train.num_neighbors``, PyG's convention) and dense Adam unless
 ``--set`` says otherwise.
 
-Prints, and writes to ``OUT/planted-<size>.json``, each row's validation and test Recall@20 (mean ± sample
-std over the seeds), its selected epochs and seconds per epoch, and per model the relative difference of the
-sampled mean from the whole graph's, :math:`(\bar r_{\text{neighbor}} - \bar r_{\text{full}}) /
-\bar r_{\text{full}}`, on validation (which decides) and on test (which is reported). Also the popularity
-baseline's test Recall@20 (each user's unseen items ranked by training degree), to show what the models
-learn beyond popularity.
+Prints, and writes to ``OUT/planted-<size>.json``, each row's settings (the ``--set`` values above), its
+validation and test Recall@20 (mean ± sample std over the seeds), selected epochs and seconds per epoch, and
+per model the relative difference of the sampled mean from the whole graph's, :math:`(\bar r_{\text{neighbor}}
+- \bar r_{\text{full}}) / \bar r_{\text{full}}`, on validation (which decides) and on test (which is
+reported), where both rows ran with the same settings. Rows of other (model, loader) pairs already in the
+file are kept, so that models can be run by separate invocations with settings of their own (say a shorter
+patience for the costlier model). Also the popularity baseline's test Recall@20 (each user's unseen items
+ranked by training degree), to show what the models learn beyond popularity.
 """
 from __future__ import annotations
 
@@ -114,24 +116,28 @@ def main() -> None:
     spec = {'data': str(data), 'seeds': seeds, 'metrics': ['recall@20', 'ndcg@20'], 'rows': rows}
     results = run_spec(f'planted-{name}', spec, out / f'runs-{name}', extra=COMMON + args.sets,
                        log=lambda m: print(m, file=sys.stderr))
+    settings = COMMON + args.sets
     table = []
     for (model, loader), res in zip(pairs, results):
         metrics = [json.loads((Path(d) / 'metrics.json').read_text()) for d in res.run_dirs]
-        table.append({'model': model, 'loader': loader, 'seeds': res.seeds,
+        table.append({'model': model, 'loader': loader, 'settings': settings, 'seeds': res.seeds,
                       'valid_recall@20': res.valid, 'test_recall@20': res.test['recall@20'],
                       'test_ndcg@20': res.test['ndcg@20'], 'selected_epochs': res.epochs,
                       'epochs_run': [m['epochs_run'] for m in metrics],
                       'seconds_per_epoch': statistics.mean(m['seconds_per_epoch'] for m in metrics)})
+    path = out / f'planted-{name}.json'
+    if path.is_file():  # rows of other (model, loader) pairs, from earlier invocations, are kept
+        table = [r for r in json.loads(path.read_text())['rows'] if (r['model'], r['loader']) not in pairs] + table
     gaps = {}
-    for m in models:
+    for m in dict.fromkeys(r['model'] for r in table):
         by = {r['loader']: r for r in table if r['model'] == m}
-        if 'full' in by and 'neighbor' in by:
+        if 'full' in by and 'neighbor' in by and by['full'].get('settings') == by['neighbor'].get('settings'):
             gaps[m] = {key: (by['neighbor'][key][0] - by['full'][key][0]) / by['full'][key][0]
                        for key in ('valid_recall@20', 'test_recall@20')}
     pop = popularity_recall(data)
-    result = {'size': name, 'users': u, 'items': i, 'interactions': e, 'common': COMMON + args.sets,
-              'rows': table, 'relative_difference': gaps, 'popularity_test_recall@20': pop}
-    (out / f'planted-{name}.json').write_text(json.dumps(result, indent=2))
+    result = {'size': name, 'users': u, 'items': i, 'interactions': e, 'rows': table, 'relative_difference': gaps,
+              'popularity_test_recall@20': pop}
+    path.write_text(json.dumps(result, indent=2))
     print(f'planted {name} ({u} users, {i} items, {e} interactions; popularity test Recall@20 {pop:.4f})')
     print('| model | loader | seeds | valid Recall@20 | test Recall@20 | selected epochs | s / epoch |')
     print('| --- | --- | --- | --- | --- | --- | --- |')

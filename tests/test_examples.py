@@ -242,3 +242,13 @@ def test_planted_benchmark_compares_loaders_on_a_planted_data_set(tmp_path):
         ranked = sorted((i for i in range(num_items) if i not in seen.get(u, ())), key=lambda i: -degree[i])
         recalls.append(len(set(ranked[:20]) & items) / len(items))
     assert abs(out['popularity_test_recall@20'] - np.mean(recalls)) < 0.02
+    # A later invocation for one loader, with settings of its own, keeps the other row, and compares the two
+    # only when their settings agree.
+    res = run_python([str(BENCH / 'planted.py'), '--size', '300,90,4000', '--models', 'lightgcn', '--loaders', 'full',
+                      '--seeds', '0', '--set', 'train.epochs=1', '--out', str(tmp_path)], timeout=600)
+    assert res.returncode == 0, res.stderr
+    again = json.loads((tmp_path / 'planted-300-90-4000.json').read_text())
+    by = {r['loader']: r for r in again['rows']}
+    assert by['neighbor'] == rows['neighbor'] and by['full']['seeds'] == [0]
+    assert by['full']['settings'][-1] == 'train.epochs=1' and by['neighbor']['settings'][-1] == 'train.epochs=2'
+    assert 'lightgcn' not in again['relative_difference']
