@@ -114,9 +114,9 @@ def main() -> None:
     rows = [{'name': f'{m}, {ld}', 'model': m, 'set': [f'train.loader={ld}']} for m, ld in pairs]
     seeds = [int(x) for x in args.seeds.split(',')]
     spec = {'data': str(data), 'seeds': seeds, 'metrics': ['recall@20', 'ndcg@20'], 'rows': rows}
-    results = run_spec(f'planted-{name}', spec, out / f'runs-{name}', extra=COMMON + args.sets,
-                       log=lambda m: print(m, file=sys.stderr))
     settings = COMMON + args.sets
+    results = run_spec(f'planted-{name}', spec, out / f'runs-{name}', extra=settings,
+                       log=lambda m: print(m, file=sys.stderr))
     table = []
     for (model, loader), res in zip(pairs, results):
         metrics = [json.loads((Path(d) / 'metrics.json').read_text()) for d in res.run_dirs]
@@ -126,15 +126,19 @@ def main() -> None:
                       'epochs_run': [m['epochs_run'] for m in metrics],
                       'seconds_per_epoch': statistics.mean(m['seconds_per_epoch'] for m in metrics)})
     path = out / f'planted-{name}.json'
-    if path.is_file():  # rows of other (model, loader) pairs, from earlier invocations, are kept
-        table = [r for r in json.loads(path.read_text())['rows'] if (r['model'], r['loader']) not in pairs] + table
+    # An earlier invocation's file: its rows of other (model, loader) pairs are kept, and its popularity figure
+    # (of the same data set, which is written once) is not computed again: at size l that is a full evaluation.
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    table = [r for r in earlier.get('rows', []) if (r['model'], r['loader']) not in pairs] + table
     gaps = {}
     for m in dict.fromkeys(r['model'] for r in table):
         by = {r['loader']: r for r in table if r['model'] == m}
-        if 'full' in by and 'neighbor' in by and by['full'].get('settings') == by['neighbor'].get('settings'):
+        if 'full' in by and 'neighbor' in by and by['full']['settings'] == by['neighbor']['settings']:
             gaps[m] = {key: (by['neighbor'][key][0] - by['full'][key][0]) / by['full'][key][0]
                        for key in ('valid_recall@20', 'test_recall@20')}
-    pop = popularity_recall(data)
+    pop = earlier.get('popularity_test_recall@20')
+    if pop is None:
+        pop = popularity_recall(data)
     result = {'size': name, 'users': u, 'items': i, 'interactions': e, 'rows': table, 'relative_difference': gaps,
               'popularity_test_recall@20': pop}
     path.write_text(json.dumps(result, indent=2))
