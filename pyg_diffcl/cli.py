@@ -144,6 +144,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tu.add_argument('--startup-trials', type=int, default=None, metavar='N',
                     help="TPE draws the first N trials at random and the pruner prunes nothing before N trials "
                          "have completed (default: Optuna's 10 and 5)")
+    tu.add_argument('--stale-trials', type=int, default=None, metavar='N',
+                    help='also end the study once N trials (complete or pruned) have finished since the best one '
+                         '(default: run all --trials)')
     tu.add_argument('--heartbeat', type=float, default=60.0, metavar='SECONDS',
                     help="a trial whose process has not sent a heartbeat for twice this is taken as dead and "
                          "retried (default: 60)")
@@ -171,7 +174,7 @@ def _tune(args: argparse.Namespace) -> int:
     spec = TuneSpec(args.model, args.data, seeds, list(args.set), load_space(path), str(path), args.metric)
     tune(spec, args.out, args.trials, args.storage, args.study, args.pruner, args.sampler, args.sampler_seed,
          args.prune_warmup, args.heartbeat, log=lambda *a: print(*a, file=sys.stderr, flush=True),
-         startup_trials=args.startup_trials)
+         startup_trials=args.startup_trials, stale_trials=args.stale_trials)
     return 0
 
 

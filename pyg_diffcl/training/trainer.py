@@ -76,7 +76,7 @@ class EpochRecord:
 class FitResult:
     best_epoch: int
     best_valid: Dict[str, float]
-    best_state: Dict[str, Tensor]
+    best_state: Dict[str, Any]
     history: List[EpochRecord] = field(default_factory=list)
     #: Stopped by Ctrl-C / SIGINT before the run finished; the state is in the last checkpoint
     #: (:attr:`Trainer.on_checkpoint`), from which :meth:`Trainer.fit` can continue.
@@ -254,7 +254,7 @@ class Trainer:
         self._best_value = -math.inf
         self._best_epoch = 0
         self._best_valid: Dict[str, float] = {}
-        self._best_state: Dict[str, Tensor] = copy.deepcopy(model.state_dict())
+        self._best_state: Dict[str, Any] = self._snapshot()
         self._history: List[EpochRecord] = []
         self._stop_requested = False
 
@@ -306,9 +306,15 @@ class Trainer:
         return self._best_epoch
 
     @property
-    def best_state(self) -> Dict[str, Tensor]:
-        """The weights of :attr:`best_epoch` (the initial weights before the first validation)."""
+    def best_state(self) -> Dict[str, Any]:
+        """The weights of :attr:`best_epoch` (the initial weights before the first validation), as
+        :meth:`~pyg_diffcl.models.Recommender.inference_state` keeps them."""
         return self._best_state
+
+    def _snapshot(self) -> Dict[str, Any]:
+        # A copy of what scoring needs, not of training-only state: DiffMM's denoisers' Adam moments (214 MB on
+        # tiktok) would otherwise be copied at every improving epoch and written into every resume checkpoint.
+        return copy.deepcopy(self.model.inference_state(self.model.state_dict()))
 
     @property
     def history(self) -> List[EpochRecord]:
@@ -424,7 +430,7 @@ class Trainer:
                 improved = broadcast_object(valid[self.metric] > self._best_value, self.dist)
                 if improved:
                     self._best_value, self._best_epoch, self._best_valid = valid[self.metric], epoch + 1, valid
-                    self._best_state = copy.deepcopy(self.model.state_dict())
+                    self._best_state = self._snapshot()
                 self._epoch, self._batch = epoch + 1, 0
                 self._partial = self.empty_partial()
                 main = self.dist.is_main

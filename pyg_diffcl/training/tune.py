@@ -21,7 +21,8 @@ with the same setting is queued; the copy resumes the dead trial's run directori
 (``train --resume``), so no finished epoch is trained twice. A trial stopped by SIGINT is
 retried the same way at the next start. Several processes, on one machine or many, may run one study at
 once (the same ``--storage`` and ``--study``): each draws its own trials, and the search ends when the study
-holds :obj:`trials` finished ones (complete or pruned).
+holds :obj:`trials` finished ones (complete or pruned), or, with :obj:`stale_trials`, once that many have
+finished since the best one.
 """
 from __future__ import annotations
 
@@ -402,8 +403,10 @@ def _retry_interrupted(study: Any) -> None:
 def tune(spec: TuneSpec, out: str | Path, trials: int = 20, storage: Optional[str] = None,
          study_name: Optional[str] = None, pruner: str = 'median', sampler: str = 'tpe',
          sampler_seed: Optional[int] = None, prune_warmup: int = 10, heartbeat: float = 60.0,
-         log: Callable[..., Any] = print, startup_trials: Optional[int] = None) -> Dict[str, Any]:
-    """Run (or continue) a study until it holds :obj:`trials` finished trials; write ``best.yaml``,
+         log: Callable[..., Any] = print, startup_trials: Optional[int] = None,
+         stale_trials: Optional[int] = None) -> Dict[str, Any]:
+    """Run (or continue) a study until it holds :obj:`trials` finished trials, or until :obj:`stale_trials`
+    trials have finished since the best one (:func:`stale`), whichever comes first; write ``best.yaml``,
     ``trials.csv`` and the plots under :obj:`out`; return the best trial's summary."""
     optuna = require_optuna()
     if trials < 1:
@@ -416,6 +419,8 @@ def tune(spec: TuneSpec, out: str | Path, trials: int = 20, storage: Optional[st
         raise ConfigError(f'--sampler: expected one of {", ".join(SAMPLERS)}, got {sampler!r}')
     if startup_trials is not None and startup_trials < 0:
         raise ConfigError(f'--startup-trials: must be 0 or more, got {startup_trials}')
+    if stale_trials is not None and stale_trials < 1:
+        raise ConfigError(f'--stale-trials: must be positive, got {stale_trials}')
     metric = spec.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -437,16 +442,34 @@ def tune(spec: TuneSpec, out: str | Path, trials: int = 20, storage: Optional[st
     done = len(study.get_trials(deepcopy=False, states=finished))
     log(f'[tune] study {name!r} in {url}: {done} of {trials} trials finished; space '
         f'{"; ".join(p.describe() for p in spec.space.values())}; seeds {spec.seeds}; valid {metric}')
-    if done < trials and not (sampler == 'grid' and _grid_done(study, spec.space)):
+    if stale_trials is not None and stale(study, stale_trials):
+        log(f'[tune] {stale_trials} trials have finished since the best one: the study is over (--stale-trials)')
+    elif done < trials and not (sampler == 'grid' and _grid_done(study, spec.space)):
         objective = make_objective(spec, out, metric, prune_warmup, log)
-        stop = optuna.study.MaxTrialsCallback(trials, states=finished)
+        callbacks = [optuna.study.MaxTrialsCallback(trials, states=finished)]
+        if stale_trials is not None:
+            callbacks.append(lambda study, trial: study.stop() if stale(study, stale_trials) else None)
         try:
-            study.optimize(objective, callbacks=[stop], catch=(TrainingDiverged, DuplicateTrial, RunDirectoryBusy),
+            study.optimize(objective, callbacks=callbacks, catch=(TrainingDiverged, DuplicateTrial, RunDirectoryBusy),
                            gc_after_trial=True)
         except (TrainingInterrupted, KeyboardInterrupt):
             raise TrainingInterrupted(f'tune interrupted; the study is kept in {url}: run the same command again to '
                                       f'continue (the interrupted trial resumes where it stopped)') from None
     return write_outputs(study, spec, out, metric, log)
+
+
+def stale(study: Any, n: int) -> bool:
+    """Whether at least :obj:`n` trials (complete or pruned) finished after the best complete trial did: the
+    study's stop rule ``--stale-trials``. Read from the storage, so that every process of a shared study
+    applies it to the same trials; a process stops after its trial in progress."""
+    import optuna
+    state = optuna.trial.TrialState
+    complete = study.get_trials(deepcopy=False, states=(state.COMPLETE,))
+    if not complete:
+        return False
+    best = max(complete, key=lambda t: t.value)
+    finished = study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED))
+    return sum(t.datetime_complete > best.datetime_complete for t in finished) >= n
 
 
 def _grid_done(study: Any, space: Dict[str, Param]) -> bool:

@@ -117,6 +117,9 @@ def test_resume_is_bit_identical(data, model):
     assert stopped.interrupted and stopped.stopped_at == (3, 0)
     state = saved2[-1]
     assert state['position'] == {'epoch': 3, 'batch': 0} and len(state['history']) == 3
+    if model == 'diffmm':  # the best epoch's copy keeps what scoring needs, not the denoisers' optimizer
+        assert state['model']['_extra_state']['diff_opt'] is not None
+        assert state['early_stopping']['best_state']['_extra_state']['diff_opt'] is None
 
     third, _ = _trainer(config)
     third.load_state_dict(state)

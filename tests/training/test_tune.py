@@ -279,3 +279,49 @@ def test_startup_trials_set_when_the_pruner_and_the_sampler_start_to_act():
     assert not poor_trial_pruned(2)
     assert _sampler('tpe', {}, 0, 3)._n_startup_trials == 3
     assert _sampler('tpe', {}, 0)._n_startup_trials == 10
+
+
+def test_stale_counts_the_trials_finished_after_the_best_one():
+    """Hand-worked: trials finish in the order of their end times, not of their numbers (two processes), a
+    pruned trial counts, a failed or running one does not, and a later best starts the count again."""
+    import datetime
+    from pyg_diffcl.training.tune import stale
+    t0 = datetime.datetime(2026, 1, 1)
+    dist = {'x': optuna.distributions.FloatDistribution(0, 1)}
+
+    def study_of(rows):  # (value or None, state, minute it ended)
+        study = optuna.create_study(direction='maximize')
+        for value, state, end in rows:
+            study.add_trial(optuna.trial.FrozenTrial(
+                number=0, state=optuna.trial.TrialState[state], value=value, datetime_start=t0,
+                datetime_complete=None if state == 'RUNNING' else t0 + datetime.timedelta(minutes=end),
+                params={'x': 0.5}, distributions=dist, user_attrs={}, system_attrs={}, intermediate_values={},
+                trial_id=0))
+        return study
+
+    assert not stale(study_of([(None, 'PRUNED', 1), (None, 'PRUNED', 2)]), 1)  # nothing complete yet
+    rows = [(0.10, 'COMPLETE', 1), (0.30, 'COMPLETE', 5),   # trial 1 is the best, ended at minute 5
+            (0.20, 'COMPLETE', 9), (0.25, 'COMPLETE', 4),   # trial 3 ended before it: not counted
+            (None, 'PRUNED', 6), (None, 'FAIL', 7), (None, 'RUNNING', 0)]
+    assert stale(study_of(rows), 2) and not stale(study_of(rows), 3)
+    assert not stale(study_of(rows + [(0.31, 'COMPLETE', 10)]), 1)  # a new best: none after it
+    assert stale(study_of(rows + [(0.29, 'COMPLETE', 10)]), 3)
+
+
+def test_stale_trials_ends_the_study_that_many_trials_after_its_best(data, tmp_path):
+    space = write_space(tmp_path / 'space.yaml', 'model.reg_weight: {low: 1.0e-5, high: 1.0, log: true}\n'
+                                                 'train.lr: {low: 1.0e-4, high: 1.0e-1, log: true}\n')
+    out = tmp_path / 'study'
+    args = ['tune', '--model', 'lightgcn', '--data', str(data), '--space', str(space), '--trials', '30',
+            '--seeds', '0', '--sampler', 'random', '--sampler-seed', '3', '--pruner', 'none', *FAST,
+            '--out', str(out)]
+    res = run_cli(*args, '--stale-trials', '3')
+    assert res.returncode == 0, res.stderr
+    with open(out / 'trials.csv') as f:
+        values = [float(r['value']) for r in csv.DictReader(f)]
+    # one process: the trials end in number order, and the study stops three after the best (30 is not reached)
+    assert len(values) < 30 and len(values) - 1 - values.index(max(values)) == 3
+    res = run_cli(*args, '--stale-trials', '3')  # continued: already over, nothing trained
+    assert res.returncode == 0 and 'the study is over (--stale-trials)' in res.stderr
+    res = run_cli(*args, '--stale-trials', '0')
+    assert res.returncode == 2 and '--stale-trials: must be positive' in res.stderr
