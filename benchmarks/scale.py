@@ -5,12 +5,13 @@ r"""How training and evaluation grow with the size of the data: synthetic power-
     python benchmarks/scale.py [--sizes xs,s,m,l] [--models lightgcn,diffcl] [--batches 3] [--eval-blocks 2]
                                [--modalities 64,32] [--out benchmarks/results/scale]
     python benchmarks/scale.py --loader neighbor [--num-neighbors 10,10] [--sampled-batches 500]
+                               [--batch-size 2048]
 
 Each (model, size) runs in a fresh process, so that its peak resident memory (``ru_maxrss``) is its own; the
 interaction logs are generated once by another process and cached under ``--out`` (``.pt``), so generation
 does not count. Per run it reports:
 
-* ``epoch_s``: seconds per training epoch, **estimated** as (seconds of one BPR step of batch 2048, the
+* ``epoch_s``: seconds per training epoch, **estimated** as (seconds of one BPR step of ``--batch-size``, the
   median of ``--batches`` timed steps) x (steps per epoch) + the epoch's set-up (shuffle and
   negative sampling, timed); the timed steps follow three untimed ones. At 20M interactions an epoch is 8.8k steps, each propagating the whole graph:
   hours, which is why it is estimated from timed steps rather than run;
@@ -87,7 +88,9 @@ SIZES = {  # name: (users, items, interactions)
     'm': (250_000, 50_000, 5_000_000),
     'l': (1_000_000, 200_000, 20_000_000),
 }
-DIM, LAYERS, BATCH, BLOCK, TEST_SHARE, KNN_K = 64, 2, 2048, 2048, 0.1, 10
+DIM, LAYERS, BLOCK, TEST_SHARE, KNN_K = 64, 2, 2048, 0.1, 10
+#: The BPR batch of both loaders, unless ``--batch-size`` says otherwise.
+BATCH = 2048
 #: Untimed steps first: DiffCL's first two steps take about ten times a steady one (one-time set-up).
 WARMUP = 3
 
@@ -151,17 +154,19 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
 
 
 def variant(row: dict) -> tuple:
-    """What tells a row's sampled set-up apart: its fan-out per hop and its item-graph fan-out (-1: all)."""
-    return tuple(row.get('num_neighbors') or ()), row.get('item_graph_neighbors', -1)
+    """What tells a row's set-up apart: its fan-out per hop, its item-graph fan-out (-1: all) and its batch
+    (rows written before ``--batch-size`` existed used 2048)."""
+    return tuple(row.get('num_neighbors') or ()), row.get('item_graph_neighbors', -1), row.get('batch_size', 2048)
 
 
 def variant_label(key: tuple) -> str:
-    fanout, item = key
-    return (str(list(fanout)) if fanout else '') + (f', item graph {item}' if item != -1 else '')
+    fanout, item, batch = key
+    return ((str(list(fanout)) if fanout else '') + (f', item graph {item}' if item != -1 else '')
+            + (f', batch {batch}' if batch != 2048 else ''))
 
 
 def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dict,
-                  optimizer: str = 'sparse_adam', item_fanout: int = -1) -> None:
+                  optimizer: str = 'sparse_adam', item_fanout: int = -1, batch_size: int = BATCH) -> None:
     """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
     from pyg_diffcl.training.trainer import make_optimizer
     c = getattr(net, 'config', None)
@@ -169,7 +174,7 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
         fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
     t0 = time.perf_counter()
     try:
-        sampler = net.make_neighbor_sampler(train, fanout, BATCH, 0, item_graph_neighbors=item_fanout)
+        sampler = net.make_neighbor_sampler(train, fanout, batch_size, 0, item_graph_neighbors=item_fanout)
     except NotImplementedError as e:
         res['sampled_skipped'] = str(e)
         return
@@ -201,7 +206,7 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
 
 def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feats: list,
           loader: str = 'full', fanout: Optional[list] = None, sampled_batches: int = 500,
-          optimizer: str = 'sparse_adam', item_fanout: int = -1) -> None:
+          optimizer: str = 'sparse_adam', item_fanout: int = -1, batch_size: int = BATCH) -> None:
     import torch
     r0 = rss_now_mib()  # the interpreter with torch, PyG and this package imported
 
@@ -216,9 +221,9 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     train, test = data['train'], data['test']
     E, Et = train.size(1), test.size(1)
     res = {'model': model, 'size': size, 'users': U, 'items': I, 'train_interactions': E,
-           'test_interactions': Et, 'threads': torch.get_num_threads()}
+           'test_interactions': Et, 'threads': torch.get_num_threads(), 'batch_size': batch_size}
     t0 = time.perf_counter()
-    sampler = BPRSampler(train, I, BATCH, seed=0)
+    sampler = BPRSampler(train, I, batch_size, seed=0)
     adj = BipartiteAdj(train, U, I)
     res['graph_s'] = time.perf_counter() - t0
     if model == 'diffcl':
@@ -279,7 +284,7 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     if loader == 'neighbor':
         net.train()
         sampled_epoch(net, train, U, I, fanout, sampled_batches, res, optimizer,
-                      item_fanout if model == 'diffcl' else -1)
+                      item_fanout if model == 'diffcl' else -1, batch_size)
         res['peak_rss_mib'] = peak_mib()
     print(json.dumps(res))
 
@@ -294,7 +299,9 @@ def plot(rows: list, path: Path) -> None:
                                'peak RSS (MiB)')):
         for n, model in enumerate(sorted({r['model'] for r in rows})):
             rs = sorted((r for r in rows if r['model'] == model), key=lambda r: r['train_interactions'])
-            one = list({r['size']: r for r in rs}.values())  # the full-graph figures, one row per size
+            # the full-graph figures, one row per size, at the default batch where a size has it
+            one = list({r['size']: r for r in sorted(rs, key=lambda r: r.get('batch_size', 2048) == BATCH)}.values())
+            one.sort(key=lambda r: r['train_interactions'])
             ax.loglog([r['train_interactions'] for r in one], [r[key] for r in one], 'o-', color=f'C{n}',
                       label=f'{model} (full graph)' if key == 'epoch_s' else model)
             fanouts = sorted({variant(r) for r in rs if 'sampled_epoch_s' in r})
@@ -332,6 +339,8 @@ def main() -> None:
                    help='consecutive sampled batches timed (the whole epoch when it has no more)')
     p.add_argument('--optimizer', default='sparse_adam', choices=['adam', 'sparse_adam'],
                    help='the optimizer of the sampled steps (sparse_adam: a step touches only its rows)')
+    p.add_argument('--batch-size', type=int, default=BATCH,
+                   help='BPR triplets per step, for the whole-graph and the sampled steps alike')
     p.add_argument('--child', nargs=2, metavar=('MODEL', 'SIZE'), help=argparse.SUPPRESS)
     p.add_argument('--generate', metavar='SIZE', help=argparse.SUPPRESS)
     p.add_argument('--report-only', action='store_true',
@@ -347,7 +356,7 @@ def main() -> None:
         p.error(f'--num-neighbors: one fan-out per layer ({LAYERS}), got {fanout}')
     if args.child:
         return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats, args.loader, fanout,
-                     args.sampled_batches, args.optimizer, args.item_neighbors)
+                     args.sampled_batches, args.optimizer, args.item_neighbors, args.batch_size)
     result = out / ('scale-neighbor.json' if args.loader == 'neighbor' else 'scale.json')
 
     if args.report_only:
@@ -377,7 +386,7 @@ def main() -> None:
                    str(args.batches), '--eval-blocks', str(args.eval_blocks), '--modalities', args.modalities,
                    '--loader', args.loader, '--num-neighbors', args.num_neighbors,
                    '--sampled-batches', str(args.sampled_batches), '--optimizer', args.optimizer,
-                   '--item-neighbors', str(args.item_neighbors)]
+                   '--item-neighbors', str(args.item_neighbors), '--batch-size', str(args.batch_size)]
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
