@@ -29,7 +29,7 @@ full-graph estimate above from the same process. It also records the mean subgra
 ``scale-neighbor.json`` (a run replaces the rows of its own model, size and fan-out and keeps the others), and
 the plot draws each sampled fan-out as a dashed line beside the full one. DiffCL samples its item-item graphs
 as edge types of the same graph, one hop more (:meth:`~pyg_diffcl.models.DiffCL.make_neighbor_sampler`), at
-the last user-item fan-out given, taking all of an item's k item-graph neighbours or ``--item-neighbors`` of
+the last user-item fan-out given or at a third one (``--num-neighbors 5,5,2``), taking all of an item's k item-graph neighbours or ``--item-neighbors`` of
 them (reweighted, ``train.item_graph_neighbors``). A model that cannot train sampled is reported as such and
 skipped.
 
@@ -170,8 +170,12 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
     """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
     from pyg_diffcl.training.trainer import make_optimizer
     c = getattr(net, 'config', None)
-    if getattr(c, 'use_item_graph', False):  # DiffCL: the item-graph hops, at the last user-item fan-out
+    if getattr(c, 'use_item_graph', False) and len(fanout) == LAYERS:
+        # DiffCL given one fan-out per user-item layer: the hops its item graph adds take the last of them
         fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
+    elif len(fanout) != LAYERS and not getattr(c, 'use_item_graph', False):
+        raise SystemExit(f'--num-neighbors: {fanout} has a fan-out for an item-graph hop, and {type(net).__name__} '
+                         f'has no item graph; give {LAYERS}')
     t0 = time.perf_counter()
     try:
         sampler = net.make_neighbor_sampler(train, fanout, batch_size, 0, item_graph_neighbors=item_fanout)
@@ -332,7 +336,9 @@ def main() -> None:
     p.add_argument('--out', default='benchmarks/results/scale')
     p.add_argument('--loader', default='full', choices=['full', 'neighbor'],
                    help='neighbor: also time training on sampled subgraphs (PyG LinkNeighborLoader)')
-    p.add_argument('--num-neighbors', default='10,10', help='fan-out per layer of --loader neighbor')
+    p.add_argument('--num-neighbors', default='10,10',
+                   help='fan-out per layer of --loader neighbor; DiffCL also takes one per hop, LAYERS + 1 (its item '
+                        'graph adds a hop; given per layer, that hop repeats the last fan-out)')
     p.add_argument('--item-neighbors', type=int, default=-1,
                    help="DiffCL's item-graph fan-out with --loader neighbor (-1: all k neighbours)")
     p.add_argument('--sampled-batches', type=int, default=500,
@@ -352,8 +358,9 @@ def main() -> None:
     if args.generate:
         return generate(out, args.generate)
     fanout = [int(f) for f in args.num_neighbors.split(',') if f]
-    if len(fanout) != LAYERS:
-        p.error(f'--num-neighbors: one fan-out per layer ({LAYERS}), got {fanout}')
+    if len(fanout) not in (LAYERS, LAYERS + 1):
+        p.error(f'--num-neighbors: one fan-out per layer ({LAYERS}), or for DiffCL one per hop ({LAYERS + 1}, its '
+                f'item graph adding one), got {fanout}')
     if args.child:
         return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats, args.loader, fanout,
                      args.sampled_batches, args.optimizer, args.item_neighbors, args.batch_size)
