@@ -29,8 +29,9 @@ full-graph estimate above from the same process. It also records the mean subgra
 ``scale-neighbor.json`` (a run replaces the rows of its own model, size and fan-out and keeps the others), and
 the plot draws each sampled fan-out as a dashed line beside the full one. DiffCL samples its item-item graphs
 as edge types of the same graph, one hop more (:meth:`~pyg_diffcl.models.DiffCL.make_neighbor_sampler`), at
-the last user-item fan-out given or at a third one (``--num-neighbors 5,5,2``), taking all of an item's k item-graph neighbours or ``--item-neighbors`` of
-them (reweighted, ``train.item_graph_neighbors``). A model that cannot train sampled is reported as such and
+the last user-item fan-out given or at a fan-out of its own for that hop (``--num-neighbors 5,5,2``), taking
+all of an item's k item-graph neighbours or ``--item-neighbors`` of them (reweighted,
+``train.item_graph_neighbors``). A model that cannot train sampled is reported as such and
 skipped.
 
 **Memory formula** (bytes; :math:`U` users, :math:`I` items, :math:`E` training and :math:`E_t` test
