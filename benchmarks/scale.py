@@ -174,9 +174,6 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
     if getattr(c, 'use_item_graph', False) and len(fanout) == LAYERS:
         # DiffCL given one fan-out per user-item layer: the hops its item graph adds take the last of them
         fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
-    elif len(fanout) != LAYERS and not getattr(c, 'use_item_graph', False):
-        raise SystemExit(f'--num-neighbors: {fanout} has a fan-out for an item-graph hop, and {type(net).__name__} '
-                         f'has no item graph; give {LAYERS}')
     t0 = time.perf_counter()
     try:
         sampler = net.make_neighbor_sampler(train, fanout, batch_size, 0, item_graph_neighbors=item_fanout)
