@@ -37,6 +37,8 @@ def test_run_directory_contract(trained):
     rows = list(csv.DictReader(open(run / 'log.csv')))
     assert [int(r['epoch']) for r in rows] == [1, 2, 3, 4]
     assert all(0 < float(r['grad_norm']) <= float(r['grad_norm_max']) for r in rows)
+    # The reported speed is the median epoch of the log (robust to a paused epoch), not the mean.
+    assert m['seconds_per_epoch'] == pytest.approx(np.median([float(r['train_seconds']) for r in rows]), abs=1e-4)
     best = max(rows, key=lambda r: float(r['valid_recall@20']))
     assert int(best['epoch']) == m['best_epoch']  # selected on validation
     # The log holds validation values in full: the selected one is the value metrics.json records, exactly.

@@ -635,8 +635,10 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         'seed': config.train.seed,
         'best_epoch': result.best_epoch,
         'epochs_run': result.epochs_run,
-        'seconds_per_epoch': float(np.mean([r.train_seconds for r in history])),
-        'eval_seconds_per_epoch': float(np.mean([r.eval_seconds for r in history])),
+        # Medians, not means: an epoch that spans a pause (a suspended process, a
+        # resume after a kill) would otherwise dominate the figure.
+        'seconds_per_epoch': float(np.median([r.train_seconds for r in history])),
+        'eval_seconds_per_epoch': float(np.median([r.eval_seconds for r in history])),
         'test_eval_seconds': test_seconds,
         'peak_rss_mib': round(peak_rss_mib(), 1),
         'selection': 'valid',
