@@ -184,7 +184,7 @@ def test_packaged_baselines_table():
     assert spec['seeds'] == [0, 1, 2, 3, 4]
     names = {row['name']: row_config(spec, row, 0).model_name for row in spec['rows']}
     assert names == {'LightGCN': 'lightgcn', 'VBPR': 'vbpr', 'FREEDOM': 'freedom', 'BM3': 'bm3',
-                     'DiffCL': 'diffcl'}
+                     'DiffMM': 'diffmm', 'DiffCL': 'diffcl'}
     _, main = load_table('tiktok')
     diffcl = next(r for r in spec['rows'] if r['model'] == 'diffcl')
     assert row_config(spec, diffcl, 0).to_dict() == row_config(main, next(r for r in main['rows']
