@@ -252,3 +252,44 @@ def test_planted_benchmark_compares_loaders_on_a_planted_data_set(tmp_path):
     assert by['neighbor'] == rows['neighbor'] and by['full']['seeds'] == [0]
     assert by['full']['settings'][-1] == 'train.epochs=1' and by['neighbor']['settings'][-1] == 'train.epochs=2'
     assert 'lightgcn' not in again['relative_difference']
+
+
+def test_official_diffmm_harness_writes_the_library_split_in_the_released_layout(tmp_path):
+    """``benchmarks/official_diffmm.py`` hands the released DiffMM code the library's own split: its three
+    pickles hold exactly the train / validation / test pairs of the ``.inter`` file (read here by hand), and
+    its two feature files the chosen modalities."""
+    import importlib.util
+    import pickle
+
+    import numpy as np
+    import pytest
+
+    spec = importlib.util.spec_from_file_location('official_diffmm', BENCH / 'official_diffmm.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = write_dataset(tmp_path / 'toy', modalities={'image': 6, 'audio': 4, 'text': 3})
+    by_label = {0: set(), 1: set(), 2: set()}
+    for line in (data / 'toy.inter').read_text().splitlines()[1:]:
+        u, i, x = (int(v) for v in line.split('\t'))
+        by_label[x].add((u, i))
+    out = tmp_path / 'layout'
+    info = mod.write_split(str(data), 'image', 'audio', out)
+    assert (info['users'], info['items']) == (30, 25)
+    for fname, label in (('trnMat.pkl', 0), ('valMat.pkl', 1), ('tstMat.pkl', 2)):
+        with open(out / fname, 'rb') as f:
+            mat = pickle.load(f)
+        assert mat.shape == (30, 25)
+        assert set(zip(mat.row.tolist(), mat.col.tolist())) == by_label[label], fname
+        assert (mat.data == 1).all()
+    np.testing.assert_array_equal(np.load(out / 'image_feat.npy'),
+                                  np.load(data / 'image_feat.npy').astype(np.float32))
+    np.testing.assert_array_equal(np.load(out / 'text_feat.npy'),
+                                  np.load(data / 'audio_feat.npy').astype(np.float32))
+    with pytest.raises(SystemExit, match="--text: no modality 'video'"):
+        mod.write_split(str(data), 'image', 'video', tmp_path / 'other')
+
+
+def test_official_diffmm_harness_refuses_a_directory_without_the_released_code(tmp_path):
+    res = run_python([str(BENCH / 'official_diffmm.py'), '--repo', str(tmp_path), '--out', str(tmp_path / 'o')])
+    assert res.returncode != 0
+    assert 'has no Main.py' in res.stderr
