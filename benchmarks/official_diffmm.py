@@ -31,11 +31,13 @@ peak resident memory, the code's commit). The released code cannot resume: an in
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import json
 import os
 import pickle
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,6 +114,7 @@ def main() -> None:
         commit = None
 
     work = Path(tempfile.mkdtemp(prefix='diffmm-official-'))
+    atexit.register(shutil.rmtree, work, True)  # the scratch copy of the split goes when the run ends
     split = write_split(args.data, args.image, args.text, work / 'Datasets' / 'baby')
     patch_for_cpu()
     code_args = ['--data', 'baby', *OFFICIAL_TIKTOK, '--epoch', str(args.epochs), '--seed', str(args.seed)]
