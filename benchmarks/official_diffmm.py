@@ -36,7 +36,6 @@ import csv
 import json
 import os
 import pickle
-import resource
 import shutil
 import statistics
 import subprocess
@@ -126,6 +125,8 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    from pyg_diffcl.training.run import peak_rss_mib
+
     Main.seed_it(args.seed)
     handler = Main.DataHandler()
     handler.LoadData()
@@ -168,7 +169,7 @@ def main() -> None:
         'valid': {'recall@20': best['valid_recall@20'], 'ndcg@20': best['valid_ndcg@20']},
         'test': {'recall@20': best['test_recall@20'], 'ndcg@20': best['test_ndcg@20']},
         'seconds_per_epoch': statistics.median(r['train_seconds'] for r in rows),
-        'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        'peak_rss_mib': round(peak_rss_mib(), 1),
         'threads': torch.get_num_threads(),
     }
     (out / 'metrics.json').write_text(json.dumps(metrics, indent=2))
