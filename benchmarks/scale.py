@@ -62,7 +62,8 @@ int64 indices unless said), derived from what the code allocates, not fitted:
 * with ``--loader neighbor``, the sampler's own graph (:class:`~pyg_diffcl.datasets.NeighborBPRSampler`): the
   reversed edge list :math:`16E`, the edge weights :math:`4E`, the degrees, and PyG's CSC copy of each
   direction for sampling (column pointers, rows and the permutation, :math:`2 \times 16E`), plus the seed
-  edges of the loader :math:`16E`: about :math:`68E + 16(U + I)`; a sampled step's working set is that of
+  edges of the loader :math:`16E`, and with ``--negatives unseen`` the sorted keys of the training pairs
+  :math:`8E`: about :math:`76E + 16(U + I)`; a sampled step's working set is that of
   its subgraph, small beside the terms above.
 
 The prediction is :math:`R_0` + the persistent terms + the largest transient term (training or evaluation).
@@ -129,7 +130,7 @@ def generate(out: Path, size: str) -> None:
 
 
 def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0_mib: float,
-                    loader: str = 'full') -> dict:
+                    loader: str = 'full', negatives: str = 'unseen') -> dict:
     """The memory formula of the module docstring, term by term (bytes)."""
     d, M = DIM, len(feats) if model == 'diffcl' else 0
     nodes = (U + I) * d
@@ -144,7 +145,7 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
         'item_side': (4 * 2 * I * sum(feats) + 48 * KNN_K * I * M) if model == 'diffcl' else 0,
     }
     if loader == 'neighbor':  # the sampled path's own structures, beside the full path's in the same process
-        persistent['neighbor_sampler'] = 68 * E + 16 * (U + I)
+        persistent['neighbor_sampler'] = (68 + (8 if negatives == 'unseen' else 0)) * E + 16 * (U + I)
     transient = {
         'epoch_setup': 33 * E,
         'training_step': graphs * 4 * (7 if model == 'diffcl' else 5) * nodes,
@@ -155,19 +156,27 @@ def predicted_bytes(model: str, U: int, I: int, E: int, Et: int, feats: list, r0
 
 
 def variant(row: dict) -> tuple:
-    """What tells a row's set-up apart: its fan-out per hop, its item-graph fan-out (-1: all) and its batch
-    (rows written before ``--batch-size`` existed used 2048)."""
-    return tuple(row.get('num_neighbors') or ()), row.get('item_graph_neighbors', -1), row.get('batch_size', 2048)
+    """What tells a row's set-up apart: its fan-out per hop, its item-graph fan-out (-1: all), its batch
+    (rows written before ``--batch-size`` existed used 2048) and its negatives (rows written before
+    ``--negatives`` existed drew PyG's single negative, ``any``)."""
+    return (tuple(row.get('num_neighbors') or ()), row.get('item_graph_neighbors', -1), row.get('batch_size', 2048),
+            row_negatives(row))
+
+
+def row_negatives(row: dict) -> str:
+    """A sampled row's negatives (``any`` for rows written before ``--negatives``); '' for a full-graph row."""
+    return row.get('negatives', 'any') if row.get('loader') == 'neighbor' else ''
 
 
 def variant_label(key: tuple) -> str:
-    fanout, item, batch = key
+    fanout, item, batch, negatives = key
     return ((str(list(fanout)) if fanout else '') + (f', item graph {item}' if item != -1 else '')
-            + (f', batch {batch}' if batch != 2048 else ''))
+            + (f', batch {batch}' if batch != 2048 else '') + (f', {negatives} negatives' if negatives else ''))
 
 
 def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dict,
-                  optimizer: str = 'sparse_adam', item_fanout: int = -1, batch_size: int = BATCH) -> None:
+                  optimizer: str = 'sparse_adam', item_fanout: int = -1, batch_size: int = BATCH,
+                  negatives: str = 'unseen') -> None:
     """Time consecutive batches of a sampled epoch (sampling, forward, backward, step) from the first one."""
     from pyg_diffcl.training.trainer import make_optimizer
     c = getattr(net, 'config', None)
@@ -176,13 +185,15 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
         fanout = list(fanout) + [fanout[-1]] * c.item_graph_layers
     t0 = time.perf_counter()
     try:
-        sampler = net.make_neighbor_sampler(train, fanout, batch_size, 0, item_graph_neighbors=item_fanout)
+        sampler = net.make_neighbor_sampler(train, fanout, batch_size, 0, item_graph_neighbors=item_fanout,
+                                            negatives=negatives)
     except NotImplementedError as e:
         res['sampled_skipped'] = str(e)
         return
     res['sampler_build_s'] = time.perf_counter() - t0
     opt = make_optimizer(net, optimizer, lr=1e-3)
     res['sampled_optimizer'] = optimizer
+    res['negatives'] = negatives
     n = min(len(sampler), timed)
     times, users, items = [], [], []
     it = sampler.epoch(0)
@@ -208,7 +219,8 @@ def sampled_epoch(net, train, U: int, I: int, fanout: list, timed: int, res: dic
 
 def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feats: list,
           loader: str = 'full', fanout: Optional[list] = None, sampled_batches: int = 500,
-          optimizer: str = 'sparse_adam', item_fanout: int = -1, batch_size: int = BATCH) -> None:
+          optimizer: str = 'sparse_adam', item_fanout: int = -1, batch_size: int = BATCH,
+          negatives: str = 'unseen') -> None:
     import torch
     r0 = rss_now_mib()  # the interpreter with torch, PyG and this package imported
 
@@ -277,7 +289,7 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     res['eval_users'] = evaluator.num_eval_users
     res['eval_s'] = res['embed_s'] + t_blocks / users * evaluator.num_eval_users
     res['peak_rss_mib'] = peak_mib()
-    pred = predicted_bytes(model, U, I, E, Et, feats if model == 'diffcl' else [], r0, loader)
+    pred = predicted_bytes(model, U, I, E, Et, feats if model == 'diffcl' else [], r0, loader, negatives)
     res['predicted_mib'] = pred['total'] / 2**20
     res['formula_terms_mib'] = {k: {n: v / 2**20 for n, v in pred[k].items()} for k in ('persistent', 'transient')}
     res['r0_mib'] = r0
@@ -286,7 +298,7 @@ def child(model: str, size: str, out: Path, batches: int, eval_blocks: int, feat
     if loader == 'neighbor':
         net.train()
         sampled_epoch(net, train, U, I, fanout, sampled_batches, res, optimizer,
-                      item_fanout if model == 'diffcl' else -1, batch_size)
+                      item_fanout if model == 'diffcl' else -1, batch_size, negatives)
         res['peak_rss_mib'] = peak_mib()
     print(json.dumps(res))
 
@@ -345,6 +357,8 @@ def main() -> None:
                    help='the optimizer of the sampled steps (sparse_adam: a step touches only its rows)')
     p.add_argument('--batch-size', type=int, default=BATCH,
                    help='BPR triplets per step, for the whole-graph and the sampled steps alike')
+    p.add_argument('--negatives', default='unseen', choices=['unseen', 'any'],
+                   help="the sampled steps' negatives (NeighborBPRSampler's negatives)")
     p.add_argument('--child', nargs=2, metavar=('MODEL', 'SIZE'), help=argparse.SUPPRESS)
     p.add_argument('--generate', metavar='SIZE', help=argparse.SUPPRESS)
     p.add_argument('--report-only', action='store_true',
@@ -361,7 +375,7 @@ def main() -> None:
                 f'item graph adding one), got {fanout}')
     if args.child:
         return child(args.child[0], args.child[1], out, args.batches, args.eval_blocks, feats, args.loader, fanout,
-                     args.sampled_batches, args.optimizer, args.item_neighbors, args.batch_size)
+                     args.sampled_batches, args.optimizer, args.item_neighbors, args.batch_size, args.negatives)
     result = out / ('scale-neighbor.json' if args.loader == 'neighbor' else 'scale.json')
 
     if args.report_only:
@@ -369,7 +383,7 @@ def main() -> None:
         for r in rows:
             pred = predicted_bytes(r['model'], r['users'], r['items'], r['train_interactions'],
                                    r['test_interactions'], r.get('feature_dims', feats), r['r0_mib'],
-                                   r.get('loader', 'full'))
+                                   r.get('loader', 'full'), row_negatives(r) or 'unseen')
             r['predicted_mib'] = pred['total'] / 2**20
         return report(rows, out, result)
     sizes = [s for s in args.sizes.split(',') if s]
@@ -391,7 +405,8 @@ def main() -> None:
                    str(args.batches), '--eval-blocks', str(args.eval_blocks), '--modalities', args.modalities,
                    '--loader', args.loader, '--num-neighbors', args.num_neighbors,
                    '--sampled-batches', str(args.sampled_batches), '--optimizer', args.optimizer,
-                   '--item-neighbors', str(args.item_neighbors), '--batch-size', str(args.batch_size)]
+                   '--item-neighbors', str(args.item_neighbors), '--batch-size', str(args.batch_size),
+                   '--negatives', args.negatives]
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:

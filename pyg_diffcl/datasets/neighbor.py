@@ -10,12 +10,15 @@ import torch
 from torch import Tensor
 
 from ..ops import Adjacency, SubgraphAdj, bipartite_gcn_norm, user_item_edge_type
+from .sampler import contains
 
 #: The edge types of the sampler's own graph: interactions (user -> item) and their reverse.
 FORWARD = ('user', 'to', 'item')
 REVERSE = ('item', 'rev_to', 'user')
 #: How the weights of a sampled edge are set (see :class:`NeighborBPRSampler`).
 SCALINGS = ('none', 'degree')
+#: How a triple's negative item is drawn (see :class:`NeighborBPRSampler`).
+NEGATIVES = ('unseen', 'any')
 
 
 def valid_fan_out(n: int) -> bool:
@@ -63,6 +66,20 @@ class NeighborBPRSampler:
     around the seeds :math:`u, i, j` the neighbours hop by hop, :obj:`num_neighbors[k]` per node at hop
     :math:`k` (PyG's convention; ``-1`` takes them all).
 
+    **Negatives.** PyG's triplet sampling draws each negative uniformly from all items, so a draw is sometimes
+    one of the user's own training items: with probability :math:`d_u / |\mathcal{I}|` for a triple of user
+    :math:`u`, and since a batch of interactions holds user :math:`u` in proportion to :math:`d_u`, for a
+    fraction :math:`\sum_u d_u^2 / (|\mathcal{E}| \, |\mathcal{I}|)` of the triples, many times the mean
+    :math:`d_u / |\mathcal{I}|` on a power-law log (about 5 % of the triples on the planted 15.6k-user, 3,125-item
+    data set of ``benchmarks/planted.py``, where the mean is 0.5 %). Each such triple pushes a training item
+    down. With :obj:`negatives` ``'unseen'`` (the default), PyG draws :obj:`negative_candidates` negatives per
+    triple and the first that is not one of the user's training items is kept: uniform over the unseen items,
+    the distribution of :class:`~pyg_diffcl.datasets.BPRSampler` (whole-graph training); a triple whose
+    candidates are all training items (probability :math:`(d_u / |\mathcal{I}|)^c`, :math:`c` candidates) is left
+    out of the batch (unless that would empty the batch). The extra candidates are seeds too, so their
+    neighbourhoods are sampled with the rest. ``'any'`` keeps PyG's single draw as it is, as every run before
+    this option did.
+
     The sampled edges keep the whole graph's normalisation, :math:`\hat r_{ui} = 1/\sqrt{d_u d_i}` with the
     degrees of the full training graph, never of the sample. With :obj:`scaling='degree'` (the default) an
     edge into node :math:`v` is further multiplied by :math:`d_v / s_v` (:math:`s_v` the sampled edges into
@@ -109,11 +126,13 @@ class NeighborBPRSampler:
             ``len(num_neighbors)`` when :obj:`item_graphs` are given. (default: :obj:`1`)
         item_fanout (int): The item-item neighbours sampled per item at those hops; ``-1``: all of them.
             (default: :obj:`-1`)
+        negatives (str): ``'unseen'`` or ``'any'`` (see above). (default: :obj:`'unseen'`)
+        negative_candidates (int): The negatives PyG draws per triple with ``'unseen'``. (default: :obj:`2`)
     """
     def __init__(self, edge_index: Tensor, num_users: int, num_items: int, num_neighbors: Sequence[int],
                  batch_size: int = 2048, seed: int = 0, scaling: str = 'degree', backend: str = 'auto',
                  item_graphs: Optional[Dict[str, Tuple[Tensor, Tensor]]] = None, item_hops: int = 1,
-                 item_fanout: int = -1) -> None:
+                 item_fanout: int = -1, negatives: str = 'unseen', negative_candidates: int = 2) -> None:
         from torch_geometric.data import HeteroData
         from torch_geometric.loader import LinkNeighborLoader
         from torch_geometric.sampler import NegativeSampling
@@ -127,6 +146,10 @@ class NeighborBPRSampler:
             raise ValueError(f'scaling: expected one of {SCALINGS}, got {scaling!r}')
         if not valid_fan_out(item_fanout):
             raise ValueError(f'item_fanout: expected a positive fan-out or -1 (all), got {item_fanout}')
+        if negatives not in NEGATIVES:
+            raise ValueError(f'negatives: expected one of {NEGATIVES}, got {negatives!r}')
+        if int(negative_candidates) < 1:
+            raise ValueError(f'negative_candidates: expected at least 1, got {negative_candidates}')
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError('edge_index: expected a [2, E] tensor of (user, item) pairs')
         edge_index = edge_index.as_subclass(Tensor).long().cpu()
@@ -134,6 +157,11 @@ class NeighborBPRSampler:
         self.num_neighbors, self.batch_size, self.seed = num_neighbors, int(batch_size), int(seed)
         self.scaling, self.backend = scaling, backend
         self.edge_index = edge_index
+        self.negatives = negatives
+        self.negative_candidates = int(negative_candidates) if negatives == 'unseen' else 1
+        #: The sorted keys u * num_items + i of the training pairs, for 'unseen' negatives.
+        self._keys = (torch.unique(edge_index[0] * self.num_items + edge_index[1]).numpy()
+                      if negatives == 'unseen' else None)
         weight = bipartite_gcn_norm(edge_index, self.num_users, self.num_items)
         self.user_degree = torch.bincount(edge_index[0], minlength=self.num_users)
         self.item_degree = torch.bincount(edge_index[1], minlength=self.num_items)
@@ -175,7 +203,9 @@ class NeighborBPRSampler:
             warnings.filterwarnings('ignore', message=".*without a 'pyg-lib' installation.*")
             self.loader = LinkNeighborLoader(data, num_neighbors=fan_out,
                                              edge_label_index=(FORWARD, edge_index),
-                                             neg_sampling=NegativeSampling('triplet'), batch_size=self.batch_size,
+                                             neg_sampling=NegativeSampling('triplet',
+                                                                           amount=self.negative_candidates),
+                                             batch_size=self.batch_size,
                                              shuffle=False)
 
     @classmethod
@@ -230,8 +260,25 @@ class NeighborBPRSampler:
                     sampled = torch.bincount(dst, minlength=n).clamp(min=1)
                     weight = weight * (self.item_graph_degree[name][item_id].float() / sampled.float())[dst]
                 graphs[name] = Adjacency(torch.stack([dst, src]), weight, (n, n), adj.backend)
-        return SubgraphBatch(sub['user'].src_index, sub['item'].dst_pos_index, sub['item'].dst_neg_index,
-                             user_id, item_id, adj, graphs)
+        user, pos, neg = self._triples(sub['user'].src_index, sub['item'].dst_pos_index,
+                                       sub['item'].dst_neg_index, user_id, item_id)
+        return SubgraphBatch(user, pos, neg, user_id, item_id, adj, graphs)
+
+    def _triples(self, user: Tensor, pos: Tensor, neg: Tensor, user_id: Tensor,
+                 item_id: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The batch's triples (subgraph indices): with ``'unseen'`` negatives, each triple's first candidate
+        that is not one of its user's training items, and the triples without one left out."""
+        if self._keys is None:
+            return user, pos, neg.view(-1)
+        cand = neg.view(user.numel(), -1)
+        keys = (user_id[user].unsqueeze(1) * self.num_items + item_id[cand]).numpy()
+        unseen = torch.from_numpy(~contains(self._keys, keys))
+        keep = unseen.any(1)
+        first = unseen.to(torch.uint8).argmax(1, keepdim=True)  # the first True (argmax returns the first max)
+        neg = cand.gather(1, first).squeeze(1)
+        if not bool(keep.any()):  # never an empty batch (its mean loss is NaN): all kept, first candidates
+            return user, pos, neg
+        return user[keep], pos[keep], neg[keep]
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[SubgraphBatch]:
         """The batches of one epoch, from batch :obj:`start_batch` on (resuming mid-epoch)."""
@@ -247,7 +294,9 @@ class NeighborBPRSampler:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(interactions={self.edge_index.size(1)}, '
                 f'num_neighbors={self.num_neighbors}, batch_size={self.batch_size}, seed={self.seed}, '
-                f'scaling={self.scaling!r}' + (f', item_graphs={sorted(self.item_graph_types)}, '
+                f'scaling={self.scaling!r}, negatives={self.negatives!r}'
+                + (f', negative_candidates={self.negative_candidates}' if self.negatives == 'unseen' else '')
+                + (f', item_graphs={sorted(self.item_graph_types)}, '
                                                f'item_hops={self.item_hops}, item_fanout={self.item_fanout}'
                                                if self.item_graph_types else '')
                 + ')')

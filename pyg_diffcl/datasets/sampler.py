@@ -9,6 +9,16 @@ import torch
 from torch import Tensor
 
 
+def contains(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    r"""Whether each of :obj:`query` is in the sorted array :obj:`keys` (a binary search per entry); the keys of
+    (user, item) pairs are :math:`u \cdot |\mathcal{I}| + i`."""
+    if not len(keys):
+        return np.zeros(query.shape, dtype=bool)
+    pos = np.searchsorted(keys, query)
+    pos[pos == len(keys)] = 0
+    return keys[pos] == query
+
+
 class BPRBatch(NamedTuple):
     """A batch of ``(user, positive item, negative item)`` triples, int64 tensors of equal length."""
     user: Tensor
@@ -64,11 +74,7 @@ class BPRSampler:
         neg = rng.integers(0, self.num_items, size=len(user), dtype=np.int64)
         todo = np.arange(len(user))
         while todo.size:
-            keys = user[todo] * self.num_items + neg[todo]
-            pos = np.searchsorted(self._keys, keys)
-            pos[pos == len(self._keys)] = 0
-            hit = self._keys[pos] == keys
-            todo = todo[hit]
+            todo = todo[contains(self._keys, user[todo] * self.num_items + neg[todo])]
             neg[todo] = rng.integers(0, self.num_items, size=todo.size, dtype=np.int64)
         return neg
 

@@ -137,11 +137,12 @@ class Recommender(torch.nn.Module):
 
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
                               seed: int, scaling: str = 'degree', backend: str = 'auto',
-                              item_graph_neighbors: int = -1) -> Any:
+                              item_graph_neighbors: int = -1, negatives: str = 'unseen') -> Any:
         """The batches of training on sampled subgraphs (``train.loader=neighbor``): a
         :class:`~pyg_diffcl.datasets.NeighborBPRSampler`, whose :class:`~pyg_diffcl.datasets.SubgraphBatch`
         batches :meth:`loss` then receives; :obj:`item_graph_neighbors` is the fan-out in a model's item-item
-        graphs (``-1``: all; a model without them refuses any other value). Models that train only on the whole
+        graphs (``-1``: all; a model without them refuses any other value); :obj:`negatives` how the negative
+        items are drawn (``'unseen'`` or ``'any'``, see the sampler). Models that train only on the whole
         graph raise :class:`NotImplementedError` (the default)."""
         raise NotImplementedError(f'{self.__class__.__name__} trains on the whole graph only')
 

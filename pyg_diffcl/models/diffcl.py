@@ -360,7 +360,7 @@ class DiffCL(Recommender):
     # ---------------------------------------------------------------------------------------------- loss
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
                               seed: int, scaling: str = 'degree', backend: str = 'auto',
-                              item_graph_neighbors: int = -1) -> NeighborBPRSampler:
+                              item_graph_neighbors: int = -1, negatives: str = 'unseen') -> NeighborBPRSampler:
         """Batches on sampled subgraphs with the item-item graphs as edge types: :obj:`num_neighbors` needs
         one user-item fan-out per hop, :math:`H = L + L_{ii}` of them (:math:`L` the deeper of the ID and
         modality propagations, :math:`L_{ii}` = :obj:`item_graph_layers` with :obj:`use_item_graph`);
@@ -386,7 +386,8 @@ class DiffCL(Recommender):
         graphs = ({m: (getattr(self, f'ii_index_{m}'), getattr(self, f'ii_weight_{m}')) for m in self.modalities}
                   if item_hops else None)
         return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,
-                                  scaling, backend, graphs, max(item_hops, 1), item_graph_neighbors)
+                                  scaling, backend, graphs, max(item_hops, 1), item_graph_neighbors,
+                                  negatives=negatives)
 
     def sparse_embeddings(self) -> List[torch.nn.Embedding]:
         """The ID tables and the modality user tables: on sampled subgraphs the loss reads them row by row."""

@@ -85,7 +85,7 @@ class LightGCN(MF):
 
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
                               seed: int, scaling: str = 'degree', backend: str = 'auto',
-                              item_graph_neighbors: int = -1) -> NeighborBPRSampler:
+                              item_graph_neighbors: int = -1, negatives: str = 'unseen') -> NeighborBPRSampler:
         """Batches on sampled subgraphs, one hop per layer: :obj:`num_neighbors` needs :math:`K` entries
         (:obj:`None`: 10 per layer)."""
         if self.num_layers < 1:
@@ -97,7 +97,7 @@ class LightGCN(MF):
         if len(num_neighbors) != self.num_layers:
             raise ValueError(f'num_neighbors: one fan-out per layer ({self.num_layers}), got {num_neighbors}')
         return NeighborBPRSampler(edge_index, self.num_users, self.num_items, num_neighbors, batch_size, seed,
-                                  scaling, backend)
+                                  scaling, backend, negatives=negatives)
 
     def sparse_embeddings(self) -> List[torch.nn.Embedding]:
         """The user and item tables: on sampled subgraphs the loss reads them row by row."""

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import yaml
 
 from ..checks import Validated
-from ..datasets.neighbor import valid_fan_out
+from ..datasets.neighbor import NEGATIVES, valid_fan_out
 from ..errors import ConfigError
 from ..evaluation import METRICS
 from ..models import MODELS
@@ -117,6 +117,11 @@ class TrainConfig(Validated):
     #: The item-item neighbours sampled per item in a model's item-item graphs (DiffCL's modality graphs) with
     #: ``loader: neighbor``; ``-1``: all of them (the graph's k). Fewer are reweighted by ``neighbor_scaling``.
     item_graph_neighbors: int = -1
+    #: The negative items of ``loader: neighbor``: ``unseen`` (two uniform draws per triple, the first that is not
+    #: one of the user's training items kept, as the whole-graph sampler draws them) or ``any`` (PyG's single
+    #: uniform draw, sometimes a training item; every sampled run made before this option existed). A
+    #: ``config.yaml`` without the key reads as ``any`` for ``loader: neighbor``.
+    neighbor_negatives: str = 'unseen'
     #: ``adam``, or ``sparse_adam`` with ``loader: neighbor``: the embedding tables take row-sparse gradients
     #: and "lazy" Adam (:class:`~pyg_diffcl.training.optim.RowSparseAdam`, torch's ``SparseAdam`` at a
     #: fraction of its cost), so that a step costs what the sampled subgraph touches, not the size of the
@@ -152,6 +157,9 @@ class TrainConfig(Validated):
         if not valid_fan_out(self.item_graph_neighbors):
             raise ValueError(f'item_graph_neighbors: expected a positive fan-out or -1 (all), got '
                              f'{self.item_graph_neighbors}')
+        if self.neighbor_negatives not in NEGATIVES:
+            raise ValueError(f'neighbor_negatives: expected one of {", ".join(NEGATIVES)}, got '
+                             f'{self.neighbor_negatives!r}')
         if self.optimizer not in ('adam', 'sparse_adam'):
             raise ValueError(f"optimizer: expected adam or sparse_adam, got {self.optimizer!r}")
         if self.optimizer == 'sparse_adam' and self.loader != 'neighbor':
@@ -414,6 +422,18 @@ def check_config(cfg: RunConfig) -> None:
                               'subgraph and is not split; use ddp_split=batches')
 
 
+#: Keys added after runs had been made without them: (section, key) -> the value such a run had, by the run's
+#: ``train.loader`` (a loader missing here: the current default).
+_ADDED_LATER = {('train', 'neighbor_negatives'): {'neighbor': 'any'}}
+
+
 def from_dict(raw: Dict[str, Any]) -> RunConfig:
-    """Rebuild a :class:`RunConfig` from :meth:`RunConfig.to_dict`'s output (a run's ``config.yaml``)."""
+    """Rebuild a :class:`RunConfig` from :meth:`RunConfig.to_dict`'s output (a run's ``config.yaml``). A key
+    added since the file was written takes the value its run had (``_ADDED_LATER``), not today's default."""
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    loader = (raw.get('train') or {}).get('loader', TrainConfig.loader)
+    for (section, key), by_loader in _ADDED_LATER.items():
+        values = raw.setdefault(section, {})
+        if isinstance(values, dict) and key not in values and loader in by_loader:
+            values[key] = by_loader[loader]
     return resolve_config(layers=[raw])

@@ -551,7 +551,7 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         try:
             sampler = model.make_neighbor_sampler(train_ei, config.train.num_neighbors, config.train.batch_size,
                                                   config.train.seed, config.train.neighbor_scaling, prep.adj.backend,
-                                                  config.train.item_graph_neighbors)
+                                                  config.train.item_graph_neighbors, config.train.neighbor_negatives)
         except ValueError as e:
             raise ConfigError(f'train.{e}') from None
     else:

@@ -109,7 +109,9 @@ def test_diffcl_sampled_item_graphs_and_alignment_on_the_batch_rows():
     deviation gap over the batch's unique users and items, computed here by hand."""
     ei = random_graph(num_users=40, num_items=30, per_user=8, seed=1)
     model = small_diffcl(40, 30, use_alignment=True, align_weight=0.5)
-    sampler = model.make_neighbor_sampler(ei, [2, 2, 2], batch_size=6, seed=0)
+    # one negative per triple, so that the seed items are the batch's own (with 'unseen' the candidates left
+    # unused are seeds too)
+    sampler = model.make_neighbor_sampler(ei, [2, 2, 2], batch_size=6, seed=0, negatives='any')
     batch = sampler.batch(0, 2)
     seeds = torch.unique(torch.cat([batch.pos_item, batch.neg_item]))
     for m in model.modalities:
@@ -238,9 +240,65 @@ def test_a_batch_depends_on_seed_epoch_and_batch_only():
         assert torch.equal(x.adj.item_to_user.index, y.adj.item_to_user.index)
     other = NeighborBPRSampler(ei, 60, 40, [3, 3], batch_size=16, seed=8).batch(2, 0)
     assert not torch.equal(other.user_id, whole[0].user_id) or not torch.equal(other.item_id, whole[0].item_id)
-    # every training interaction is a positive pair exactly once per epoch
+    # every training interaction is a positive pair at most once per epoch, and exactly once with 'any'
+    # negatives ('unseen' leaves out the rare triple whose two candidates are both the user's items)
     pos = torch.cat([torch.stack([x.user_id[x.user], x.item_id[x.pos_item]]) for x in whole], 1)
+    pairs = list(map(tuple, pos.t().tolist()))
+    assert len(set(pairs)) == len(pairs) and set(pairs) <= set(map(tuple, ei.t().tolist()))
+    every = NeighborBPRSampler(ei, 60, 40, [3, 3], batch_size=16, seed=7, negatives='any').epoch(2)
+    pos = torch.cat([torch.stack([x.user_id[x.user], x.item_id[x.pos_item]]) for x in every], 1)
     assert sorted(map(tuple, pos.t().tolist())) == sorted(map(tuple, ei.t().tolist()))
+
+
+def heavy_user_graph():
+    """User 0 has 12 of the 16 items; users 1-9 have 2 each (items 0-15 cycled)."""
+    pairs = [(0, i) for i in range(12)] + [(u, (2 * u + k) % 16) for u in range(1, 10) for k in range(2)]
+    return torch.tensor(pairs).t()
+
+
+def test_unseen_negatives_are_uniform_over_the_users_unseen_items():
+    ei = heavy_user_graph()
+    train = {(int(u), int(i)) for u, i in ei.t()}
+    counts = {'unseen': torch.zeros(16), 'any': torch.zeros(16)}
+    kept = {'unseen': 0, 'any': 0}
+    for negatives in counts:
+        sampler = NeighborBPRSampler(ei, 10, 16, [2], batch_size=10, seed=1, negatives=negatives)
+        for epoch in range(150):
+            perm = sampler._permutation(epoch)
+            for b, batch in enumerate(sampler.epoch(epoch)):
+                user, pos = batch.user_id[batch.user], batch.item_id[batch.pos_item]
+                neg = batch.item_id[batch.neg_item]
+                assert user.numel() == pos.numel() == neg.numel()
+                # each kept triple is one of the batch's seed interactions, in order
+                seeds = ei[:, perm[b * 10:(b + 1) * 10]]
+                seed_pairs = list(map(tuple, seeds.t().tolist()))
+                got = list(map(tuple, torch.stack([user, pos]).t().tolist()))
+                it = iter(seed_pairs)
+                assert all(pair in it for pair in got)
+                kept[negatives] += user.numel()
+                zero = user == 0
+                counts[negatives] += torch.bincount(neg[zero], minlength=16).float()
+                if negatives == 'unseen':
+                    assert not any((int(u), int(j)) in train for u, j in zip(user, neg))
+    # 'any': user 0's negatives fall on its 12 training items 12/16 of the time (PyG's uniform draw)
+    any_seen = counts['any'][:12].sum() / counts['any'].sum()
+    assert abs(any_seen - 12 / 16) < 0.05 and kept['any'] == 150 * ei.size(1)
+    # 'unseen': only items 12-15, each about a quarter of the time
+    freq = counts['unseen'][12:] / counts['unseen'].sum()
+    assert counts['unseen'][:12].sum() == 0 and (freq - 0.25).abs().max() < 0.05
+    # a triple of user 0 is dropped when both candidates are seen: (12/16)^2 of its 12 * 150 triples
+    dropped = 150 * ei.size(1) - kept['unseen']
+    expect = 150 * (12 * (12 / 16) ** 2 + 18 * (2 / 16) ** 2)
+    assert abs(dropped - expect) < 0.2 * expect
+
+
+def test_unseen_negatives_never_empty_a_batch():
+    """A user who has seen 15 of 16 items, one triple per batch: the batch keeps its triple even when both
+    candidates are seen (an empty batch has no mean loss)."""
+    ei = torch.tensor([[0] * 15 + [1], list(range(15)) + [15]])
+    sampler = NeighborBPRSampler(ei, 2, 16, [2], batch_size=1, seed=0)
+    sizes = [batch.user.numel() for epoch in range(20) for batch in sampler.epoch(epoch)]
+    assert sizes == [1] * (20 * 16)
 
 
 def test_any_node_and_edge_names_and_bad_arguments():
@@ -251,7 +309,8 @@ def test_any_node_and_edge_names_and_bad_arguments():
     sampler = NeighborBPRSampler.from_data(data, [5], batch_size=8)
     assert sampler.num_users == 20 and sampler.num_items == 15 and len(sampler) == -(-ei.size(1) // 8)
     for kwargs, match in (({'num_neighbors': []}, 'num_neighbors'), ({'num_neighbors': [0]}, 'num_neighbors'),
-                          ({'batch_size': 0}, 'batch_size'), ({'scaling': 'inverse'}, 'scaling')):
+                          ({'batch_size': 0}, 'batch_size'), ({'scaling': 'inverse'}, 'scaling'),
+                          ({'negatives': 'hard'}, 'negatives'), ({'negative_candidates': 0}, 'negative_candidates')):
         args = {'num_neighbors': [5], **kwargs}
         with pytest.raises(ValueError, match=match):
             NeighborBPRSampler(ei, 20, 15, **args)

@@ -34,6 +34,7 @@ def test_round_trip():
     (['train.seed=99999999999999999999'], 'train.seed: must be in 0'),
     (['train.lr=inf'], 'train.lr: must be a positive number'),
     (['train.weight_decay=nan'], 'train.weight_decay: must be a non-negative number'),
+    (['train.neighbor_negatives=hard'], 'train.neighbor_negatives: expected one of unseen, any'),
 ])
 def test_bad_values(items, expect):
     with pytest.raises(ConfigError, match=expect.replace('(', r'\(').replace(')', r'\)')):
@@ -58,3 +59,18 @@ def test_ld4mrec_preset_and_packaged_section_resolve():
     assert (cfg.model.soft_prob, cfg.model.soft_smooth) == (0.01, 0.01)
     packaged = resolve_config('ld4mrec', [packaged_config('tiktok', 'ld4mrec')])
     assert packaged.train.batch_size == 400
+
+
+def test_a_config_file_older_than_a_key_reads_as_its_run_was():
+    """Sampled runs written before ``train.neighbor_negatives`` existed drew PyG's single negative: their
+    ``config.yaml`` reads as ``any``; a whole-graph run's, and any new run, get the default."""
+    from pyg_diffcl.training.config import from_dict
+    new = resolve_config('lightgcn', [parse_set(['train.loader=neighbor'])])
+    assert new.train.neighbor_negatives == 'unseen'
+    old = new.to_dict()
+    del old['train']['neighbor_negatives']
+    assert from_dict(old).train.neighbor_negatives == 'any'
+    full = resolve_config('lightgcn').to_dict()
+    del full['train']['neighbor_negatives']
+    assert from_dict(full).train.neighbor_negatives == 'unseen'
+    assert from_dict(new.to_dict()) == new  # a file with the key keeps it
