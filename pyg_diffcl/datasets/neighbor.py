@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..ops import Adjacency, SubgraphAdj, bipartite_gcn_norm, user_item_edge_type
-from .sampler import contains
+from .sampler import contains, pair_keys
 
 #: The edge types of the sampler's own graph: interactions (user -> item) and their reverse.
 FORWARD = ('user', 'to', 'item')
@@ -160,7 +160,7 @@ class NeighborBPRSampler:
         self.negatives = negatives
         self.negative_candidates = int(negative_candidates) if negatives == 'unseen' else 1
         #: The sorted keys u * num_items + i of the training pairs, for 'unseen' negatives.
-        self._keys = (torch.unique(edge_index[0] * self.num_items + edge_index[1]).numpy()
+        self._keys = (pair_keys(edge_index[0].numpy(), edge_index[1].numpy(), self.num_items)
                       if negatives == 'unseen' else None)
         weight = bipartite_gcn_norm(edge_index, self.num_users, self.num_items)
         self.user_degree = torch.bincount(edge_index[0], minlength=self.num_users)

@@ -9,6 +9,11 @@ import torch
 from torch import Tensor
 
 
+def pair_keys(user: np.ndarray, item: np.ndarray, num_items: int) -> np.ndarray:
+    r"""The sorted, unique keys :math:`u \cdot |\mathcal{I}| + i` of (user, item) pairs, for :func:`contains`."""
+    return np.unique(np.asarray(user, dtype=np.int64) * int(num_items) + np.asarray(item, dtype=np.int64))
+
+
 def contains(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     r"""Whether each of :obj:`query` is in the sorted array :obj:`keys` (a binary search per entry); the keys of
     (user, item) pairs are :math:`u \cdot |\mathcal{I}| + i`."""
@@ -58,7 +63,7 @@ class BPRSampler:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.drop_last = drop_last
-        self._keys = np.unique(self.user * self.num_items + self.item)
+        self._keys = pair_keys(self.user, self.item, self.num_items)
         counts = np.bincount(self.user, minlength=int(self.user.max()) + 1 if self.user.size else 0)
         full = np.flatnonzero(counts >= self.num_items)
         if full.size:
