@@ -39,22 +39,50 @@ def _args(data, out, epochs=6, model='lightgcn', *extra):
             '--seed', '2', '--set', 'train.batch_size=256', *extra, '--out', str(out)]
 
 
-def _wait_ended(pids, timeout=60.0):
-    """Wait until every pid has ended (gone, or a zombie: its files, the run directory's lock among them, are
-    closed by then)."""
+def _wait_ended(pids, lock=None, timeout=60.0):
+    """Wait until every pid has ended, then until :obj:`lock` (a run directory's lock file) is free.
+
+    A process has ended when each of its threads is gone or a zombie. Its main thread alone is not enough:
+    after SIGKILL the leader of a multi-threaded process can be a zombie while its other threads still exit,
+    and the last of them closes the process's files, the run directory's lock among them."""
+    import fcntl
     from pathlib import Path
     deadline = time.time() + timeout
-    for pid in pids:
-        while time.time() < deadline:
+
+    def alive(pid):
+        try:
+            tasks = list(Path(f'/proc/{pid}/task').iterdir())
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        for task in tasks:
             try:
-                state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+                state = (task / 'stat').read_text().rsplit(')', 1)[1].split()[0]
             except (FileNotFoundError, ProcessLookupError, IndexError):
-                break
-            if state in ('Z', 'X'):
-                break
+                continue
+            if state not in ('Z', 'X'):
+                return True
+        return False
+
+    for pid in pids:
+        while alive(pid):
+            if time.time() > deadline:
+                raise AssertionError(f'process {pid} still runs {timeout} s after SIGKILL')
             time.sleep(0.02)
-        else:
-            raise AssertionError(f'process {pid} still runs {timeout} s after SIGKILL')
+    if lock is None or not Path(lock).exists():
+        return
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                if time.time() > deadline:
+                    raise AssertionError(f'{lock} still held {timeout} s after SIGKILL') from None
+                time.sleep(0.02)
+    finally:
+        os.close(fd)
 
 
 def _children(pid):
@@ -179,7 +207,7 @@ def test_two_process_run_killed_and_resumed(data, tmp_path):
     for pid in ranks + [proc.pid]:  # both ranks, then the launcher
         os.kill(pid, signal.SIGKILL)
     proc.wait()
-    _wait_ended(ranks)  # not our children: SIGKILL is asynchronous, and a rank holds the run's lock until it ends
+    _wait_ended(ranks, run / '.lock')  # not our children, and SIGKILL is asynchronous
     assert not (run / 'metrics.json').exists()
     state = torch.load(run / 'last.pt', weights_only=True)['trainer']
     assert state['world_size'] == 2 and len(state['rng_ranks']) == 2
