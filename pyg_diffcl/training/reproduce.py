@@ -6,6 +6,7 @@ A table is a YAML file, ``pyg_diffcl/configs/tables/<name>.yaml`` (or any path):
     data: tiktok                 # an embedded data set or a directory
     seeds: [0, 1, 2, 3, 4]       # optional; these five by default
     metrics: [recall@20, ndcg@20, recall@50, ndcg@50]   # the test columns (optional; these by default)
+    timing: false                # true: a last column with each row's training seconds per epoch
     rows:
       - name: LightGCN           # the row's label in the table
         model: lightgcn          # the packaged settings of an embedded data set apply, then `set`
@@ -26,12 +27,12 @@ mean ± sample standard deviation (n - 1) over the seeds, and every table also s
 lowest test figure of the first metric (recall@20 where the table has it) and the seed that gave it, so that
 a reader sees what an unlucky seed costs, not only the spread.
 
-The README (the headline table) or a documentation page (``docs/results.md``, ``docs/baselines.md``) holds
-each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->`` (:func:`find_pages`, or
-``--readme FILE``); ``--write-readme`` replaces that block with the table just computed (so the stated
-tables come from this command, never typed by hand), and without it the command reads the block and
-reports, row by row, whether each reproduced test mean lies within the stated standard deviation of the
-stated mean.
+The README (the headline table) or a documentation page (``docs/results.md``, ``docs/baselines.md``,
+``docs/scaling.md``) holds each table between ``<!-- reproduce:NAME -->`` and ``<!-- /reproduce:NAME -->``
+(:func:`find_pages`, or ``--readme FILE``); ``--write-readme`` replaces that block with the table just
+computed (so the stated tables come from this command, never typed by hand), and without it the command reads
+the block and reports, row by row, whether each reproduced test mean lies within the stated standard deviation
+of the stated mean.
 """
 from __future__ import annotations
 
@@ -68,6 +69,10 @@ class RowResult:
     run_dirs: List[str] = field(default_factory=list)
     #: Each seed's test figures, in the order of :attr:`seeds`.
     per_seed: List[Dict[str, float]] = field(default_factory=list)
+    #: Each seed's training seconds per epoch (``metrics.json``'s median), in the order of :attr:`seeds`.
+    seconds: List[float] = field(default_factory=list)
+    #: Whether the table shows :attr:`seconds` (the table's ``timing``).
+    timing: bool = False
 
     def worst(self, metric: str) -> Tuple[float, int]:
         """The lowest test :obj:`metric` over the seeds and the seed that gave it."""
@@ -107,6 +112,8 @@ def check_spec(spec: Any, where: str) -> None:
     if (not isinstance(metrics, list) or not metrics
             or not all(isinstance(m, str) and _METRIC.fullmatch(m) for m in metrics)):
         raise ConfigError(f"{where}: metrics must be a non-empty list like [recall@20, ndcg@20], got {metrics!r}")
+    if not isinstance(spec.setdefault('timing', False), bool):
+        raise ConfigError(f"{where}: timing must be true or false, got {spec['timing']!r}")
     keys = [row_key(str(r['name'])) for r in spec['rows']]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:
@@ -233,7 +240,8 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
         test = {k: mean_std([m['test'][k] for m in metrics]) for k in spec['metrics']}
         results.append(RowResult(row['name'], seeds, test, mean_std([m['valid']['recall@20'] for m in metrics]),
                                  [m['best_epoch'] for m in metrics], dirs,
-                                 [{k: m['test'][k] for k in spec['metrics']} for m in metrics]))
+                                 [{k: m['test'][k] for k in spec['metrics']} for m in metrics],
+                                 [float(m['seconds_per_epoch']) for m in metrics], spec['timing']))
     return results
 
 
@@ -257,20 +265,32 @@ def seed_ranges(seeds: Sequence[int]) -> str:
     return ', '.join(parts)
 
 
+def seconds_cell(seconds: Sequence[float]) -> str:
+    """Seconds per epoch over the seeds: the median, with the range when the seeds differ
+    (``'4.7 (4.5-4.9)'``)."""
+    def fmt(v: float) -> str:
+        return f'{v:.2f}' if v < 10 else f'{v:.1f}' if v < 100 else f'{v:.0f}'
+    lo, mid, hi = fmt(min(seconds)), fmt(statistics.median(seconds)), fmt(max(seconds))
+    return mid if lo == hi else f'{mid} ({lo}-{hi})'
+
+
 def markdown(results: Sequence[RowResult]) -> str:
-    """The table as the README shows it: mean ± std of each test metric, the worst seed, validation, epochs."""
+    """The table as the README shows it: mean ± std of each test metric, the worst seed, validation, epochs,
+    and, for a table with ``timing``, the median (range) of the seeds' training seconds per epoch."""
     keys = list(results[0].test) if results else list(TEST_KEYS)
     low = worst_metric(keys)
+    timing = any(r.timing for r in results)
     head = ('| model | seeds | ' + ' | '.join(f'test {k}' for k in keys)
-            + f' | worst seed: {low} | valid recall@20 | selected epochs |')
-    lines = [head, '|' + ' --- |' * (len(keys) + 5)]
+            + f' | worst seed: {low} | valid recall@20 | selected epochs |' + (' s / epoch |' if timing else ''))
+    lines = [head, '|' + ' --- |' * (len(keys) + 5 + timing)]
     for r in results:
         one = len(r.seeds) == 1  # one seed: the figure alone (no spread to state)
         cell = (lambda m, s: f'{m:.4f}') if one else (lambda m, s: f'{m:.4f} ± {s:.4f}')
         cells = [cell(*r.test[k]) for k in keys]
         value, seed = r.worst(low)
         lines.append(f"| {r.name} | {seed_ranges(r.seeds)} | {' | '.join(cells)} | "
-                     f"{value:.4f} (seed {seed}) | {cell(*r.valid)} | {', '.join(map(str, r.epochs))} |")
+                     f"{value:.4f} (seed {seed}) | {cell(*r.valid)} | {', '.join(map(str, r.epochs))} |"
+                     + (f' {seconds_cell(r.seconds)} |' if timing else ''))
     return '\n'.join(lines)
 
 
@@ -316,7 +336,7 @@ def block(readme: Path, name: str) -> Optional[str]:
 
 #: Where a table's stated block is looked for when no file is named: the README (the headline table) and the
 #: documentation's results pages. A block may stand in several of them; each is rewritten.
-PAGES = ('README.md', 'docs/results.md', 'docs/baselines.md')
+PAGES = ('README.md', 'docs/results.md', 'docs/baselines.md', 'docs/scaling.md')
 
 
 def find_pages(name: str, root: Path = Path('.')) -> List[Path]:

@@ -128,6 +128,7 @@ def test_bad_tables(tmp_path):
         'metrics: [recall@x]\nrows:\n  - {name: A, model: mf}\n': 'metrics must be a non-empty list',
         'rows:\n  - {name: A b, model: mf}\n  - {name: a-B, model: mf}\n': 'row names must differ',
         'rows:\n  - {name: A}\n': 'needs a name and a model',
+        'timing: 3\nrows:\n  - {name: A, model: mf}\n': 'timing must be true or false',
     }
     for n, (body, message) in enumerate(cases.items()):
         path = tmp_path / f't{n}.yaml'
@@ -189,6 +190,49 @@ def test_packaged_baselines_table():
     diffcl = next(r for r in spec['rows'] if r['model'] == 'diffcl')
     assert row_config(spec, diffcl, 0).to_dict() == row_config(main, next(r for r in main['rows']
                                                                          if r['model'] == 'diffcl'), 0).to_dict()
+
+
+def test_a_timed_table_shows_each_rows_seconds_per_epoch(table, tmp_path):
+    """``timing: true``: a last column with the median (and range) of the seeds' seconds per epoch, read from
+    each run's metrics.json; the stated block still reads back as its test figures."""
+    timed = tmp_path / 'timed.yaml'
+    timed.write_text(table.read_text().replace('seeds: [0, 1]', 'seeds: [0, 1]\ntiming: true'))
+    out, readme = tmp_path / 'runs', tmp_path / 'R.md'
+    readme.write_text('<!-- reproduce:timed -->\n<!-- /reproduce:timed -->\n')
+    res = run_cli('reproduce', str(timed), '--out', str(out), '--readme', str(readme), '--write-readme')
+    assert res.returncode == 0, res.stderr
+    lines = readme.read_text().splitlines()
+    assert lines[1].endswith('| selected epochs | s / epoch |')
+    for name, key in (('MF', 'mf'), ('LightGCN, 1 layer', 'lightgcn-1-layer')):
+        secs = sorted(json.loads((out / f'{key}-s{s}' / 'metrics.json').read_text())['seconds_per_epoch']
+                      for s in (0, 1))
+        mid = (secs[0] + secs[1]) / 2  # the median of two
+        assert secs[0] < 10  # a toy run: two decimals
+        cell = f'{mid:.2f}' if f'{secs[0]:.2f}' == f'{secs[1]:.2f}' else f'{mid:.2f} ({secs[0]:.2f}-{secs[1]:.2f})'
+        row = next(line for line in lines if line.startswith(f'| {name} |'))
+        assert row.endswith(f'| {cell} |')
+        assert row.count('|') == lines[1].count('|')
+    assert set(stated(readme, 'timed')['MF']) == set(TEST_KEYS)
+    from pyg_diffcl.training.reproduce import seconds_cell
+    assert seconds_cell([4.51, 4.93, 4.7]) == '4.70 (4.51-4.93)' and seconds_cell([121.4, 119.6]) == '120 (120-121)'
+    assert seconds_cell([33.3]) == '33.3'
+
+
+def test_packaged_sampled_table():
+    """The sampled rows are the main table's LightGCN and DiffCL with ``train.loader=neighbor`` and nothing
+    else; the whole-graph rows are the main table's."""
+    from pyg_diffcl.training.reproduce import row_config
+    _, spec = load_table('tiktok-sampled')
+    _, main = load_table('tiktok')
+    assert spec['seeds'] == [0, 1, 2, 3, 4] and spec['timing'] is True
+    ref = {r['model']: row_config(main, r, 0).to_dict() for r in main['rows']}
+    for row in spec['rows']:
+        got = row_config(spec, row, 0).to_dict()
+        want = ref[row['model']]
+        if 'sampled' in row['name']:
+            assert got['train']['loader'] == 'neighbor' and got['train']['neighbor_negatives'] == 'unseen'
+            got['train']['loader'] = 'full'
+        assert got == want, row['name']
 
 
 def test_the_stated_table_is_found_in_the_readme_and_the_results_pages(tmp_path):
