@@ -267,7 +267,7 @@ def seed_ranges(seeds: Sequence[int]) -> str:
 
 def seconds_cell(seconds: Sequence[float]) -> str:
     """Seconds per epoch over the seeds: the median, with the range when the seeds differ
-    (``'4.7 (4.5-4.9)'``)."""
+    (``'4.70 (4.51-4.93)'``; two decimals below 10 s, one below 100 s, none above)."""
     def fmt(v: float) -> str:
         return f'{v:.2f}' if v < 10 else f'{v:.1f}' if v < 100 else f'{v:.0f}'
     lo, mid, hi = fmt(min(seconds)), fmt(statistics.median(seconds)), fmt(max(seconds))
