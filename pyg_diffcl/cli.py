@@ -295,7 +295,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         rows = [r.strip() for r in args.rows.split(',')] if args.rows else None
         results = run_table(args.table, args.out, seeds, rows, args.set,
                             log=lambda *a: print(*a, file=sys.stderr))
-        table = markdown(results)
+        table = markdown(results, spec['timing'])
         print(table)
         pages = [Path(args.readme)] if args.readme else find_pages(name)
         readme = pages[0]

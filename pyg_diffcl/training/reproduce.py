@@ -71,8 +71,6 @@ class RowResult:
     per_seed: List[Dict[str, float]] = field(default_factory=list)
     #: Each seed's training seconds per epoch (``metrics.json``'s median), in the order of :attr:`seeds`.
     seconds: List[float] = field(default_factory=list)
-    #: Whether the table shows :attr:`seconds` (the table's ``timing``).
-    timing: bool = False
 
     def worst(self, metric: str) -> Tuple[float, int]:
         """The lowest test :obj:`metric` over the seeds and the seed that gave it."""
@@ -241,7 +239,7 @@ def run_spec(name: str, spec: Dict[str, Any], out: Optional[str | Path] = None,
         results.append(RowResult(row['name'], seeds, test, mean_std([m['valid']['recall@20'] for m in metrics]),
                                  [m['best_epoch'] for m in metrics], dirs,
                                  [{k: m['test'][k] for k in spec['metrics']} for m in metrics],
-                                 [float(m['seconds_per_epoch']) for m in metrics], spec['timing']))
+                                 [float(m['seconds_per_epoch']) for m in metrics]))
     return results
 
 
@@ -274,12 +272,11 @@ def seconds_cell(seconds: Sequence[float]) -> str:
     return mid if lo == hi else f'{mid} ({lo}-{hi})'
 
 
-def markdown(results: Sequence[RowResult]) -> str:
+def markdown(results: Sequence[RowResult], timing: bool = False) -> str:
     """The table as the README shows it: mean ± std of each test metric, the worst seed, validation, epochs,
-    and, for a table with ``timing``, the median (range) of the seeds' training seconds per epoch."""
+    and with :obj:`timing` (the table's ``timing``) the median (range) of the seeds' seconds per epoch."""
     keys = list(results[0].test) if results else list(TEST_KEYS)
     low = worst_metric(keys)
-    timing = any(r.timing for r in results)
     head = ('| model | seeds | ' + ' | '.join(f'test {k}' for k in keys)
             + f' | worst seed: {low} | valid recall@20 | selected epochs |' + (' s / epoch |' if timing else ''))
     lines = [head, '|' + ' --- |' * (len(keys) + 5 + timing)]
