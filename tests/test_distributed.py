@@ -39,13 +39,12 @@ def _args(data, out, epochs=6, model='lightgcn', *extra):
             '--seed', '2', '--set', 'train.batch_size=256', *extra, '--out', str(out)]
 
 
-def _wait_ended(pids, lock=None, timeout=60.0):
-    """Wait until every pid has ended, then until :obj:`lock` (a run directory's lock file) is free.
+def _wait_ended(pids, run_dir=None, timeout=60.0):
+    """Wait until every pid has ended, then until :obj:`run_dir`'s lock can be taken.
 
     A process has ended when each of its threads is gone or a zombie. Its main thread alone is not enough:
     after SIGKILL the leader of a multi-threaded process can be a zombie while its other threads still exit,
     and the last of them closes the process's files, the run directory's lock among them."""
-    import fcntl
     from pathlib import Path
     deadline = time.time() + timeout
 
@@ -68,21 +67,17 @@ def _wait_ended(pids, lock=None, timeout=60.0):
             if time.time() > deadline:
                 raise AssertionError(f'process {pid} still runs {timeout} s after SIGKILL')
             time.sleep(0.02)
-    if lock is None or not Path(lock).exists():
+    if run_dir is None:
         return
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                if time.time() > deadline:
-                    raise AssertionError(f'{lock} still held {timeout} s after SIGKILL') from None
-                time.sleep(0.02)
-    finally:
-        os.close(fd)
+    from pyg_diffcl.training.lock import RunDirectoryBusy, RunDirectoryLock
+    while True:  # what the resume will take: the run directory's lock
+        try:
+            RunDirectoryLock(run_dir).acquire().release()
+            return
+        except RunDirectoryBusy:
+            if time.time() > deadline:
+                raise AssertionError(f'{run_dir} still locked {timeout} s after SIGKILL') from None
+            time.sleep(0.02)
 
 
 def _children(pid):
@@ -207,7 +202,7 @@ def test_two_process_run_killed_and_resumed(data, tmp_path):
     for pid in ranks + [proc.pid]:  # both ranks, then the launcher
         os.kill(pid, signal.SIGKILL)
     proc.wait()
-    _wait_ended(ranks, run / '.lock')  # not our children, and SIGKILL is asynchronous
+    _wait_ended(ranks, run)  # not our children, and SIGKILL is asynchronous
     assert not (run / 'metrics.json').exists()
     state = torch.load(run / 'last.pt', weights_only=True)['trainer']
     assert state['world_size'] == 2 and len(state['rng_ranks']) == 2
