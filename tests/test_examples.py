@@ -293,3 +293,55 @@ def test_official_diffmm_harness_refuses_a_directory_without_the_released_code(t
     res = run_python([str(BENCH / 'official_diffmm.py'), '--repo', str(tmp_path), '--out', str(tmp_path / 'o')])
     assert res.returncode != 0
     assert 'has no Main.py' in res.stderr
+
+
+def test_sampled_variance_probe_history_estimator_is_exact_where_it_should_be():
+    """The probe's control variate against a dense LightGCN: with the stored layers current, any fan-out gives the
+    whole graph's embeddings at the subgraph's nodes; with stale layers, taking every neighbour does too."""
+    import importlib.util
+    import torch
+    from pyg_diffcl.models import LightGCN
+    from pyg_diffcl.ops import BipartiteAdj
+    spec = importlib.util.spec_from_file_location('sampled_variance', BENCH / 'sampled_variance.py')
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    g = torch.Generator().manual_seed(0)
+    U, I = 40, 30
+    ei = torch.unique(torch.stack([torch.randint(0, U, (300,), generator=g),
+                                   torch.randint(0, I, (300,), generator=g)]), dim=1)
+    torch.manual_seed(0)
+    model = LightGCN(U, I, embedding_dim=8, num_layers=2)
+
+    def dense():  # LightGCN by hand: A = [[0, R], [R^T, 0]] normalised by the degrees, mean of 3 layers
+        R = torch.zeros(U, I)
+        R[ei[0], ei[1]] = 1.0
+        du, di = R.sum(1).clamp(min=1), R.sum(0).clamp(min=1)
+        Rn = R / du.sqrt()[:, None] / di.sqrt()[None, :]
+        A = torch.zeros(U + I, U + I)
+        A[:U, U:], A[U:, :U] = Rn, Rn.t()
+        x = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach()
+        out = (x + A @ x + A @ (A @ x)) / 3
+        return out[:U], out[U:]
+
+    adj = model.propagation.adj_cache(BipartiteAdj(ei, U, I), U, I)
+    stored = mod.stored_layers(model, adj)
+    ref_u, ref_i = dense()
+    batch = model.make_neighbor_sampler(ei, [2, 2], batch_size=8, seed=0).batch(0, 0)
+    out_u, out_i = mod.history_embeddings(model, batch, stored)
+    assert torch.allclose(out_u, ref_u[batch.user_id], atol=1e-5)
+    assert torch.allclose(out_i, ref_i[batch.item_id], atol=1e-5)
+    with torch.no_grad():  # the parameters move; the stored layers are now stale
+        model.user_emb.weight.add_(torch.randn(U, 8, generator=g))
+        model.item_emb.weight.add_(torch.randn(I, 8, generator=g))
+    ref_u, ref_i = dense()
+    full = model.make_neighbor_sampler(ei, [-1, -1], batch_size=8, seed=0).batch(0, 0)
+    out_u, out_i = mod.history_embeddings(model, full, stored)
+    seeds_u, seeds_i = full.user, torch.cat([full.pos_item, full.neg_item])
+    assert torch.allclose(out_u[seeds_u], ref_u[full.user_id[seeds_u]], atol=1e-5)
+    assert torch.allclose(out_i[seeds_i], ref_i[full.item_id[seeds_i]], atol=1e-5)
+    stale_u, _ = mod.history_embeddings(model, batch, stored)  # fan-out 2 with stale layers: an estimate only
+    assert not torch.allclose(stale_u, ref_u[batch.user_id], atol=1e-3)
