@@ -123,6 +123,19 @@ CONTRACT_KEYS = {'backend', 'graph', 'n_nodes', 'nnz', 'dim', 'layers', 'fwd_ms'
                  'peak_mib'}
 
 
+def load_benchmark(script: str):
+    """A script of ``benchmarks/`` imported as a module (its own directory on the path while it loads)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(Path(script).stem + '_bench', BENCH / script)
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    return mod
+
+
 def test_propagation_benchmark_json_contract(tmp_path):
     import json
     from pyg_diffcl.ops import available_backends
@@ -169,16 +182,9 @@ def test_benchmarks_refuse_cuda_without_a_gpu():
 
 def test_propagation_benchmark_rows_compute_the_same_propagation():
     """The timed rows are the same computation: our backends, LGConv per call and LGConv on a cached adj_t."""
-    import importlib.util
     import torch
     import torch_geometric.typing
-    spec = importlib.util.spec_from_file_location('propagation_bench', BENCH / 'propagation.py')
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
+    mod = load_benchmark('propagation.py')
     g = torch.Generator().manual_seed(0)
     ei = torch.stack([torch.randint(0, 30, (120,), generator=g), torch.randint(0, 20, (120,), generator=g)])
     ei = torch.unique(ei, dim=1)
@@ -298,17 +304,10 @@ def test_official_diffmm_harness_refuses_a_directory_without_the_released_code(t
 def test_sampled_variance_probe_history_estimator_is_exact_where_it_should_be():
     """The probe's control variate against a dense LightGCN: with the stored layers current, any fan-out gives the
     whole graph's embeddings at the subgraph's nodes; with stale layers, taking every neighbour does too."""
-    import importlib.util
     import torch
     from pyg_diffcl.models import LightGCN
     from pyg_diffcl.ops import BipartiteAdj
-    spec = importlib.util.spec_from_file_location('sampled_variance', BENCH / 'sampled_variance.py')
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
+    mod = load_benchmark('sampled_variance.py')
     g = torch.Generator().manual_seed(0)
     U, I = 40, 30
     ei = torch.unique(torch.stack([torch.randint(0, U, (300,), generator=g),
