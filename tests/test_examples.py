@@ -264,15 +264,12 @@ def test_official_diffmm_harness_writes_the_library_split_in_the_released_layout
     """``benchmarks/official_diffmm.py`` hands the released DiffMM code the library's own split: its three
     pickles hold exactly the train / validation / test pairs of the ``.inter`` file (read here by hand), and
     its two feature files the chosen modalities."""
-    import importlib.util
     import pickle
 
     import numpy as np
     import pytest
 
-    spec = importlib.util.spec_from_file_location('official_diffmm', BENCH / 'official_diffmm.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark('official_diffmm.py')
     data = write_dataset(tmp_path / 'toy', modalities={'image': 6, 'audio': 4, 'text': 3})
     by_label = {0: set(), 1: set(), 2: set()}
     for line in (data / 'toy.inter').read_text().splitlines()[1:]:
