@@ -85,6 +85,14 @@ def main() -> None:
     args = p.parse_args()
     if args.refresh < 0:
         raise SystemExit(f'--refresh: expected 0 or more batches, got {args.refresh}')
+    if args.epochs < 1:
+        raise SystemExit(f'--epochs: expected at least 1, got {args.epochs}')
+    try:
+        fan_out = [int(x) for x in args.fan_out.split(',')]
+    except ValueError:
+        raise SystemExit(f'--fan-out: expected comma-separated integers, got {args.fan_out!r}') from None
+    if len(fan_out) != 2:
+        raise SystemExit(f'--fan-out: the probe trains 2 layers, so it needs 2 entries, got {args.fan_out!r}')
     from planted import FEATURE_DIMS, parse_size, write_data
     from pyg_diffcl.datasets.mmrec import EDGE_TYPE
     from pyg_diffcl.training.config import from_dict
@@ -98,7 +106,6 @@ def main() -> None:
                         'train': {'lr': 1e-2, 'seed': args.seed, 'loader': 'neighbor'}})
     prep = prepare(config)
     model, ds = prep.model, prep.dataset
-    fan_out = [int(x) for x in args.fan_out.split(',')]
     sampler = model.make_neighbor_sampler(ds[0][EDGE_TYPE].edge_index, fan_out, 2048, args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     evaluator = prep.evaluator('valid')
