@@ -4,7 +4,8 @@ r"""Where the accuracy of sampled LightGCN training goes: the forward sums again
                                           [--seed 0] [--reg 1e-4] [--out benchmarks/results/planted]
 
 A probe, not a training path of the library. On the planted data of ``benchmarks/planted.py`` (written there
-once, ``OUT/data-<size>/``), it trains LightGCN (2 layers, d = 64, lr 1e-2, batch 2,048, dense Adam) on the
+once, ``OUT/data-<size>/``), it trains LightGCN with the configuration of that script's sampled rows (2
+layers, d = 64, lr 1e-2, batch 2,048; ``--reg`` for the L2 weight) and plain dense Adam on the
 sampled subgraphs of :class:`~pyg_diffcl.datasets.NeighborBPRSampler` (``unseen`` negatives, degree scaling),
 and prints one JSON line per epoch: the mean training loss, validation Recall@20 (whole graph, every user) and
 the training seconds. ``--estimator`` picks how a layer's sum is estimated on the subgraph:
@@ -91,23 +92,25 @@ def main() -> None:
         fan_out = [int(x) for x in args.fan_out.split(',')]
     except ValueError:
         raise SystemExit(f'--fan-out: expected comma-separated integers, got {args.fan_out!r}') from None
-    if len(fan_out) != 2:
-        raise SystemExit(f'--fan-out: the probe trains 2 layers, so it needs 2 entries, got {args.fan_out!r}')
-    from planted import FEATURE_DIMS, parse_size, write_data
+    from planted import COMMON, FEATURE_DIMS, parse_size, write_data
     from pyg_diffcl.datasets.mmrec import EDGE_TYPE
-    from pyg_diffcl.training.config import from_dict
+    from pyg_diffcl.training.reproduce import row_config
     from pyg_diffcl.training.run import prepare
     from pyg_diffcl.training.trainer import model_scores
 
     name, (u, i, e) = parse_size(args.size)
-    data = write_data(Path(args.out) / f'data-{name}', u, i, e, list(FEATURE_DIMS))
-    config = from_dict({'model': {'name': 'lightgcn', 'num_layers': 2, 'reg_weight': args.reg},
-                        'data': {'name': str(data)},
-                        'train': {'lr': 1e-2, 'seed': args.seed, 'loader': 'neighbor'}})
+    data = Path(args.out) / f'data-{name}'
+    # The configuration of benchmarks/planted.py's sampled LightGCN row, with --reg.
+    config = row_config({'data': str(data)}, {'model': 'lightgcn', 'set': ['train.loader=neighbor']}, args.seed,
+                        list(COMMON) + [f'model.reg_weight={args.reg}'])
+    if len(fan_out) != config.model.num_layers:
+        raise SystemExit(f'--fan-out: the probe trains {config.model.num_layers} layers, so it needs as many '
+                         f'entries, got {args.fan_out!r}')
+    write_data(data, u, i, e, list(FEATURE_DIMS))
     prep = prepare(config)
     model, ds = prep.model, prep.dataset
-    sampler = model.make_neighbor_sampler(ds[0][EDGE_TYPE].edge_index, fan_out, 2048, args.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sampler = model.make_neighbor_sampler(ds[0][EDGE_TYPE].edge_index, fan_out, config.train.batch_size, args.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     evaluator = prep.evaluator('valid')
     whole = model.propagation.adj_cache(prep.adj, ds.num_users, ds.num_items)
 
