@@ -235,6 +235,30 @@ def test_packaged_sampled_table():
         assert got == want, row['name']
 
 
+def test_benchmark_table_of_cheaper_sampled_settings():
+    """``benchmarks/tables/tiktok-sampled-cheap.yaml`` (docs/scaling.md) changes the main table's LightGCN and
+    DiffCL in the sampled loader's settings only, so that its rows compare with the whole-graph rows."""
+    from pathlib import Path
+
+    from pyg_diffcl.training.reproduce import row_config
+    path = Path(__file__).resolve().parents[2] / 'benchmarks' / 'tables' / 'tiktok-sampled-cheap.yaml'
+    _, spec = load_table(str(path))
+    _, main = load_table('tiktok')
+    assert spec['seeds'] == [0, 1, 2, 3, 4] and spec['timing'] is True
+    ref = {r['model']: row_config(main, r, 0).to_dict() for r in main['rows']}
+    sampled = ('loader', 'num_neighbors', 'batch_size', 'item_graph_neighbors')
+    for row in spec['rows']:
+        got = row_config(spec, row, 0).to_dict()
+        want = ref[row['model']]
+        assert got['train']['loader'] == 'neighbor' and got['train']['neighbor_negatives'] == 'unseen'
+        # one fan-out per hop: the layers, and DiffCL's item-graph hop
+        hops = want['model']['num_layers'] + (row['model'] == 'diffcl')
+        assert len(got['train']['num_neighbors']) == hops, row['name']
+        for key in sampled:
+            got['train'][key] = want['train'][key]
+        assert got == want, row['name']
+
+
 def test_the_stated_table_is_found_in_the_readme_and_the_results_pages(tmp_path):
     from pyg_diffcl.training.reproduce import find_pages
     (tmp_path / 'docs').mkdir()
