@@ -298,6 +298,45 @@ def test_official_diffmm_harness_refuses_a_directory_without_the_released_code(t
     assert 'has no Main.py' in res.stderr
 
 
+def test_official_mentor_harness_writes_the_library_split_in_mmrec_layout(tmp_path):
+    """``benchmarks/official_mentor.py`` hands MENTOR's code the library's own split: its ``.inter`` file holds
+    exactly the train / validation / test pairs of the toy's file (read here by hand) under MMRec's labels 0 / 1
+    / 2, its two feature files the chosen modalities, and its user-user graph an empty list per user."""
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    mod = load_benchmark('official_mentor.py')
+    data = write_dataset(tmp_path / 'toy', modalities={'image': 6, 'audio': 4, 'text': 3})
+    by_label = {0: set(), 1: set(), 2: set()}
+    for line in (data / 'toy.inter').read_text().splitlines()[1:]:
+        u, i, x = (int(v) for v in line.split('\t'))
+        by_label[x].add((u, i))
+    out = tmp_path / 'layout'
+    info = mod.write_split(str(data), 'image', 'audio', out, 'name')
+    assert (info['users'], info['items']) == (30, 25)
+    inter = pd.read_csv(out / 'name.inter', sep='\t')
+    assert list(inter.columns) == ['userID', 'itemID', 'x_label']
+    for label in (0, 1, 2):
+        rows = inter[inter.x_label == label]
+        assert set(zip(rows.userID.tolist(), rows.itemID.tolist())) == by_label[label], label
+        assert len(rows) == len(by_label[label])
+    np.testing.assert_array_equal(np.load(out / 'image_feat.npy'),
+                                  np.load(data / 'image_feat.npy').astype(np.float32))
+    np.testing.assert_array_equal(np.load(out / 'text_feat.npy'),
+                                  np.load(data / 'audio_feat.npy').astype(np.float32))
+    graph = np.load(out / 'user_graph_dict.npy', allow_pickle=True).item()
+    assert graph == {u: [[], []] for u in range(30)}
+    with pytest.raises(SystemExit, match="--image: no modality 'video'"):
+        mod.write_split(str(data), 'video', 'audio', tmp_path / 'other', 'name')
+
+
+def test_official_mentor_harness_refuses_a_directory_without_the_released_code(tmp_path):
+    res = run_python([str(BENCH / 'official_mentor.py'), '--repo', str(tmp_path), '--out', str(tmp_path / 'o')])
+    assert res.returncode != 0
+    assert 'has no src/models/mentor.py' in res.stderr
+
+
 def test_sampled_variance_probe_history_estimator_is_exact_where_it_should_be():
     """The probe's control variate against a dense LightGCN: with the stored layers current, any fan-out gives the
     whole graph's embeddings at the subgraph's nodes; with stale layers, taking every neighbour does too."""

@@ -62,8 +62,8 @@ class MENTORConfig(Validated):
     feature_mask_dropout: float = 0.5
     #: BPR with log2, as the official code (a 1 / ln 2 = 1.44 scale of the usual ln).
     bpr_log2: bool = True
-    #: Train the ID branch's item table (see the docstring: the official code, as run on a GPU, does not).
-    train_id_items: bool = False
+    #: Train the ID branch's item table, as the official code does (``False`` freezes it; see the docstring).
+    train_id_items: bool = True
 
     def validate(self) -> None:
         """Check every value; raises :class:`ValueError` naming the field."""
@@ -99,10 +99,13 @@ class MENTOR(Recommender):
         \mathbf{E}_b = \sum_{l=0}^{L} \hat{\mathbf{A}}^l \mathbf{X}_b
 
     A modality's :math:`\mathbf{F}_m` are its raw item features; the ID branch's are a random item table
-    :math:`\mathbf{F}_{id}` (Xavier-normal). The official code creates that table as ``nn.Parameter(...)
-    .to(device)``, which on a GPU returns a plain copy that the module never registers, so the table stays
-    at its random start and only the ID branch's MLP and user preferences learn; :obj:`train_id_items=False`
-    (the default) does the same, ``True`` trains the table.
+    :math:`\mathbf{F}_{id}` (Xavier-normal). The official code creates that table as
+    ``nn.Parameter(xavier_normal_(...).to(device))``, a registered parameter that its optimizer trains (run
+    through ``benchmarks/official_mentor.py``, the table moves from epoch to epoch), and
+    :obj:`train_id_items=True` (the default) does the same; ``False`` freezes it at its random start, so that
+    only the ID branch's MLP and user preferences learn. (The official code's ``result_embed`` tables are the
+    ones written as ``nn.Parameter(...).to(device)``; its forward pass overwrites them, and nothing here needs
+    them.)
 
     **Fusion and the item graph.** Users weigh the modalities with their own weights
     :math:`\mathbf{w}_u \in \mathbb{R}^M` (trainable; initialised as the official code does, the softmax of
