@@ -49,11 +49,9 @@ from pathlib import Path
 OFFICIAL_TIKTOK = ['--reg', '1e-4', '--ssl_reg', '1e-2', '--trans', '1', '--e_loss', '0.1', '--cl_method', '1']
 
 
-def write_split(data: str, image: str, text: str, root: Path) -> dict:
-    """The library's split and two modalities of ``data`` in the released code's file layout under ``root``."""
-    import numpy as np
-    import scipy.sparse as sp
-
+def library_split(data: str, image: str, text: str):
+    """The library's data set ``data``, its interaction store (train edges, validation and test pairs) and the
+    features of the two modalities named ``image`` and ``text``; a missing modality exits naming the option."""
     from pyg_diffcl.datasets import MMRecDataset
     from pyg_diffcl.datasets.mmrec import EDGE_TYPE
     ds = MMRecDataset(data)
@@ -61,7 +59,47 @@ def write_split(data: str, image: str, text: str, root: Path) -> dict:
     for arg, name in (('--image', image), ('--text', text)):
         if name not in feats:
             raise SystemExit(f"{arg}: no modality {name!r} in {data} (it has: {', '.join(sorted(feats)) or 'none'})")
-    store = ds[0][EDGE_TYPE]
+    return ds, ds[0][EDGE_TYPE], feats[image], feats[text]
+
+
+def git_commit(repo: Path):
+    """The checked-out commit of ``repo``, or None where it is not a git checkout."""
+    try:
+        return subprocess.run(['git', '-C', str(repo), 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_metrics(out: Path, label: str, head: dict, args: argparse.Namespace, split: dict, rows: list,
+                  peak_mib: float, **extra) -> None:
+    """``OUT/metrics.json`` of a finished run: the first epoch of the best validation Recall@20 among ``rows``
+    (one dict per epoch, ``valid_<metric>`` and ``test_<metric>`` keys), its figures on both splits, the median
+    training seconds per epoch and the peak resident memory; ``head`` and ``extra`` name the code and settings."""
+    import torch
+    best = max(rows, key=lambda r: r['valid_recall@20'])  # the first epoch of the best validation value
+    metrics = {
+        **head, 'data': args.data, 'modalities': {'image': args.image, 'text': args.text}, 'split': split,
+        'seed': args.seed, 'selection': 'valid', 'selection_metric': 'recall@20', 'best_epoch': best['epoch'],
+        'epochs_run': len(rows), **extra,
+        'valid': {k.split('_', 1)[1]: v for k, v in best.items() if k.startswith('valid_')},
+        'test': {k.split('_', 1)[1]: v for k, v in best.items() if k.startswith('test_')},
+        'seconds_per_epoch': statistics.median(r['train_seconds'] for r in rows),
+        'peak_rss_mib': round(peak_mib, 1),
+        'threads': torch.get_num_threads(),
+    }
+    (out / 'metrics.json').write_text(json.dumps(metrics, indent=2))
+    print(f"[official {label}] seed {args.seed}: selected epoch {best['epoch']} of {len(rows)} on valid recall@20 "
+          f"{best['valid_recall@20']:.4f}; test recall@20 {best['test_recall@20']:.4f} ndcg@20 "
+          f"{best['test_ndcg@20']:.4f} -> {out}", file=sys.stderr)
+
+
+def write_split(data: str, image: str, text: str, root: Path) -> dict:
+    """The library's split and two modalities of ``data`` in the released code's file layout under ``root``."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    ds, store, image_feat, text_feat = library_split(data, image, text)
     shape = (ds.num_users, ds.num_items)
     root.mkdir(parents=True, exist_ok=True)
     sizes = {}
@@ -72,8 +110,8 @@ def write_split(data: str, image: str, text: str, root: Path) -> dict:
         with open(root / fname, 'wb') as f:
             pickle.dump(mat, f)
         sizes[fname] = int(len(u))
-    np.save(root / 'image_feat.npy', feats[image].numpy())
-    np.save(root / 'text_feat.npy', feats[text].numpy())
+    np.save(root / 'image_feat.npy', image_feat.numpy())
+    np.save(root / 'text_feat.npy', text_feat.numpy())
     return {'users': shape[0], 'items': shape[1], 'interactions': sizes}
 
 
@@ -106,11 +144,7 @@ def main() -> None:
         raise SystemExit(f'--repo: {repo} has no Main.py (expected a checkout of github.com/HKUDS/DiffMM)')
     out = Path(args.out or f'benchmarks/results/diffmm-tiktok/code-s{args.seed}').resolve()
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        commit = subprocess.run(['git', '-C', str(repo), 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
+    commit = git_commit(repo)
 
     work = Path(tempfile.mkdtemp(prefix='diffmm-official-'))
     atexit.register(shutil.rmtree, work, True)  # the scratch copy of the split goes when the run ends
@@ -160,23 +194,8 @@ def main() -> None:
             print(f"\nepoch {ep + 1:3d}  {seconds:.1f}s  valid recall@20 {row['valid_recall@20']:.4f}  "
                   f"ndcg@20 {row['valid_ndcg@20']:.4f}", file=sys.stderr, flush=True)
 
-    best = max(rows, key=lambda r: r['valid_recall@20'])  # the first epoch of the best validation value
-    metrics = {
-        'code': 'github.com/HKUDS/DiffMM', 'commit': commit, 'code_args': code_args, 'data': args.data,
-        'modalities': {'image': args.image, 'text': args.text}, 'split': split, 'seed': args.seed,
-        'selection': 'valid', 'selection_metric': 'recall@20', 'best_epoch': best['epoch'],
-        'epochs_run': len(rows),
-        'valid': {'recall@20': best['valid_recall@20'], 'ndcg@20': best['valid_ndcg@20']},
-        'test': {'recall@20': best['test_recall@20'], 'ndcg@20': best['test_ndcg@20']},
-        'seconds_per_epoch': statistics.median(r['train_seconds'] for r in rows),
-        'peak_rss_mib': round(peak_rss_mib(), 1),
-        'threads': torch.get_num_threads(),
-    }
-    (out / 'metrics.json').write_text(json.dumps(metrics, indent=2))
-    print(f"[official DiffMM] seed {args.seed}: selected epoch {best['epoch']} of {len(rows)} on valid recall@20 "
-          f"{best['valid_recall@20']:.4f}; test recall@20 {best['test_recall@20']:.4f} ndcg@20 "
-          f"{best['test_ndcg@20']:.4f} -> {out}", file=sys.stderr)
-
+    head = {'code': 'github.com/HKUDS/DiffMM', 'commit': commit, 'code_args': code_args}
+    write_metrics(out, 'DiffMM', head, args, split, rows, peak_rss_mib())
 
 if __name__ == '__main__':
     main()

@@ -49,17 +49,17 @@ import argparse
 import atexit
 import csv
 import fcntl
-import json
 import os
 import random
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import types
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_diffmm import git_commit, library_split, write_metrics  # noqa: E402  (shared with the DiffMM harness)
 
 FIELDS = ['epoch', 'train_seconds', 'loss'] + [f'{split}_{m}@{k}' for split in ('valid', 'test')
                                                  for m in ('recall', 'ndcg') for k in (20, 50)]
@@ -73,14 +73,7 @@ def write_split(data: str, image: str, text: str, root: Path, name: str) -> dict
     import numpy as np
     import pandas as pd
 
-    from pyg_diffcl.datasets import MMRecDataset
-    from pyg_diffcl.datasets.mmrec import EDGE_TYPE
-    ds = MMRecDataset(data)
-    feats = ds.features()
-    for arg, mod in (('--image', image), ('--text', text)):
-        if mod not in feats:
-            raise SystemExit(f"{arg}: no modality {mod!r} in {data} (it has: {', '.join(sorted(feats)) or 'none'})")
-    store = ds[0][EDGE_TYPE]
+    ds, store, image_feat, text_feat = library_split(data, image, text)
     root.mkdir(parents=True, exist_ok=True)
     frames, sizes = [], {}
     for label, (split, ei) in enumerate((('train', store.edge_index), ('valid', store.valid_edge_label_index),
@@ -90,11 +83,11 @@ def write_split(data: str, image: str, text: str, root: Path, name: str) -> dict
     inter = pd.concat(frames, ignore_index=True)
     # MMRec counts users and items as the largest id + 1 over the file
     if inter.userID.max() + 1 != ds.num_users or inter.itemID.max() + 1 != ds.num_items:
-        raise SystemExit(f'--data: {data} has users or items with no interaction at all, which MMRec cannot '
-                         'count; drop them first')
+        raise SystemExit(f'--data: the last user or item ids of {data} have no interaction, and MMRec counts '
+                         'users and items as the largest id in its file + 1; drop them first')
     inter.to_csv(root / f'{name}.inter', sep='\t', index=False)
-    np.save(root / 'image_feat.npy', feats[image].numpy())
-    np.save(root / 'text_feat.npy', feats[text].numpy())
+    np.save(root / 'image_feat.npy', image_feat.numpy())
+    np.save(root / 'text_feat.npy', text_feat.numpy())
     np.save(root / 'user_graph_dict.npy', {u: [[], []] for u in range(ds.num_users)}, allow_pickle=True)
     return {'users': ds.num_users, 'items': ds.num_items, 'interactions': sizes}
 
@@ -170,11 +163,7 @@ def main() -> None:
     if (out / 'metrics.json').is_file():
         print(f'[official MENTOR] {out} has finished (metrics.json); nothing to do', file=sys.stderr)
         return
-    try:
-        commit = subprocess.run(['git', '-C', str(repo), 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
+    commit = git_commit(repo)
 
     work = Path(tempfile.mkdtemp(prefix='mentor-official-'))
     atexit.register(shutil.rmtree, work, True)  # the scratch copy of the split goes when the process ends
@@ -284,22 +273,8 @@ def main() -> None:
     if not rows:
         raise SystemExit('[official MENTOR] no epoch finished')
 
-    sel = max(rows, key=lambda r: r['valid_recall@20'])  # the first epoch of the best validation value
-    metrics = {
-        'code': 'github.com/Jinfeng-Xu/MENTOR', 'commit': commit, 'settings': settings, 'data': args.data,
-        'modalities': {'image': args.image, 'text': args.text}, 'split': split, 'seed': args.seed,
-        'selection': 'valid', 'selection_metric': 'recall@20', 'best_epoch': sel['epoch'], 'epochs_run': len(rows),
-        'stopped_early': stopped,
-        'valid': {k.split('_', 1)[1]: sel[k] for k in FIELDS if k.startswith('valid_')},
-        'test': {k.split('_', 1)[1]: sel[k] for k in FIELDS if k.startswith('test_')},
-        'seconds_per_epoch': statistics.median(r['train_seconds'] for r in rows),
-        'peak_rss_mib': round(peak, 1), 'threads': torch.get_num_threads(),
-    }
-    (out / 'metrics.json').write_text(json.dumps(metrics, indent=2))
-    print(f"[official MENTOR] seed {args.seed}: selected epoch {sel['epoch']} of {len(rows)} on valid recall@20 "
-          f"{sel['valid_recall@20']:.4f}; test recall@20 {sel['test_recall@20']:.4f} ndcg@20 "
-          f"{sel['test_ndcg@20']:.4f} -> {out}", file=sys.stderr)
-
+    head = {'code': 'github.com/Jinfeng-Xu/MENTOR', 'commit': commit, 'settings': settings}
+    write_metrics(out, 'MENTOR', head, args, split, rows, peak, stopped_early=stopped)
 
 if __name__ == '__main__':
     main()

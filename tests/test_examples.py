@@ -260,6 +260,15 @@ def test_planted_benchmark_compares_loaders_on_a_planted_data_set(tmp_path):
     assert 'lightgcn' not in again['relative_difference']
 
 
+def pairs_by_label(inter):
+    """The (user, item) pairs of an MMRec ``.inter`` file by its split label, read by hand."""
+    by_label = {0: set(), 1: set(), 2: set()}
+    for line in inter.read_text().splitlines()[1:]:
+        u, i, x = (int(v) for v in line.split('\t'))
+        by_label[x].add((u, i))
+    return by_label
+
+
 def test_official_diffmm_harness_writes_the_library_split_in_the_released_layout(tmp_path):
     """``benchmarks/official_diffmm.py`` hands the released DiffMM code the library's own split: its three
     pickles hold exactly the train / validation / test pairs of the ``.inter`` file (read here by hand), and
@@ -271,10 +280,7 @@ def test_official_diffmm_harness_writes_the_library_split_in_the_released_layout
 
     mod = load_benchmark('official_diffmm.py')
     data = write_dataset(tmp_path / 'toy', modalities={'image': 6, 'audio': 4, 'text': 3})
-    by_label = {0: set(), 1: set(), 2: set()}
-    for line in (data / 'toy.inter').read_text().splitlines()[1:]:
-        u, i, x = (int(v) for v in line.split('\t'))
-        by_label[x].add((u, i))
+    by_label = pairs_by_label(data / 'toy.inter')
     out = tmp_path / 'layout'
     info = mod.write_split(str(data), 'image', 'audio', out)
     assert (info['users'], info['items']) == (30, 25)
@@ -308,10 +314,7 @@ def test_official_mentor_harness_writes_the_library_split_in_mmrec_layout(tmp_pa
 
     mod = load_benchmark('official_mentor.py')
     data = write_dataset(tmp_path / 'toy', modalities={'image': 6, 'audio': 4, 'text': 3})
-    by_label = {0: set(), 1: set(), 2: set()}
-    for line in (data / 'toy.inter').read_text().splitlines()[1:]:
-        u, i, x = (int(v) for v in line.split('\t'))
-        by_label[x].add((u, i))
+    by_label = pairs_by_label(data / 'toy.inter')
     out = tmp_path / 'layout'
     info = mod.write_split(str(data), 'image', 'audio', out, 'name')
     assert (info['users'], info['items']) == (30, 25)
