@@ -197,5 +197,6 @@ def main() -> None:
     head = {'code': 'github.com/HKUDS/DiffMM', 'commit': commit, 'code_args': code_args}
     write_metrics(out, 'DiffMM', head, args, split, rows, peak_rss_mib())
 
+
 if __name__ == '__main__':
     main()

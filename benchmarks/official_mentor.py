@@ -141,7 +141,8 @@ def main() -> None:
     p.add_argument('--data', default='tiktok', help='a data set name or directory, as for pyg-diffcl train')
     p.add_argument('--image', default='image', help="the modality in the code's vision slot")
     p.add_argument('--text', default='audio', help="the modality in the code's text slot")
-    p.add_argument('--epochs', type=int, default=1000, help="the code's epochs (overall.yaml: 1000, with early stopping)")
+    p.add_argument('--epochs', type=int, default=1000,
+                   help="the code's epochs (overall.yaml: 1000, with early stopping)")
     p.add_argument('--out', default=None, help='default: benchmarks/results/mentor-tiktok/code-sSEED-tTEMP-gWEIGHT')
     args = p.parse_args()
     repo = Path(args.repo).resolve()

@@ -146,8 +146,8 @@ class MENTOR(Recommender):
     The **feature masking** :math:`\mathcal{L}_f = 1 - \overline{\cos}(f(\mathbf{e}), \mathrm{dropout}
     (\mathbf{e}))` over the fused users and items is BM3's bootstrap (:class:`~pyg_diffcl.nn.BootstrapLatent`).
     The official code computes both of its inputs (the predictor's output and the dropout view) inside
-    ``torch.no_grad()``, so the term adds a constant and trains nothing; :obj:`feature_mask_weight` is therefore 0 by default, and a positive weight gives it the
-    gradient that the paper describes.
+    ``torch.no_grad()``, so the term adds a constant and trains nothing; :obj:`feature_mask_weight` is
+    therefore 0 by default, and a positive weight gives it the gradient that the paper describes.
 
     The official code also loads a user-user graph (``user_graph_dict``) and resamples it every epoch, and
     draws a tenth of the items and drops the edges of the first third of them for the image modality and of
