@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import csv
-import fcntl
 import os
 import random
 import shutil
@@ -60,6 +59,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from official_diffmm import git_commit, library_split, write_metrics  # noqa: E402  (shared with the DiffMM harness)
+
+from pyg_diffcl.datasets.files import atomic_write  # noqa: E402
+from pyg_diffcl.training.lock import RunDirectoryBusy, RunDirectoryLock  # noqa: E402
 
 FIELDS = ['epoch', 'train_seconds', 'loss'] + [f'{split}_{m}@{k}' for split in ('valid', 'test')
                                                  for m in ('recall', 'ndcg') for k in (20, 50)]
@@ -115,20 +117,14 @@ def patch_for_cpu() -> None:
             sys.modules[mod] = stub
 
 
-def save_atomic(obj, path: Path) -> None:
-    import torch
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def write_log(path: Path, rows: list) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    """``log.csv`` with one row per finished epoch, replaced atomically."""
+    import io
+    text = io.StringIO(newline='')
+    writer = csv.DictWriter(text, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda f: f.write(text.getvalue().encode()))
 
 
 def main() -> None:
@@ -156,11 +152,10 @@ def main() -> None:
     out = Path(args.out or f'benchmarks/results/mentor-tiktok/code-s{args.seed}-t{args.temp:g}-g{args.mask_weight_g:g}')
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / '.lock', 'w')
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise SystemExit(f'--out: {out} is in use by another process')
+        lock = RunDirectoryLock(out).acquire()  # noqa: F841  (held until the process ends)
+    except RunDirectoryBusy as e:
+        raise SystemExit(f'--out: {e}')
     if (out / 'metrics.json').is_file():
         print(f'[official MENTOR] {out} has finished (metrics.json); nothing to do', file=sys.stderr)
         return
@@ -260,11 +255,12 @@ def main() -> None:
                     row[f'{split_name}_{m}@{k}'] = float(res[f'{m}@{k}'])
         rows.append(row)
         peak = max(peak, peak_rss_mib())
-        save_atomic({'settings': settings, 'split': split, 'epoch': epoch + 1, 'rows': rows, 'best': best,
+        state = {'settings': settings, 'split': split, 'epoch': epoch + 1, 'rows': rows, 'best': best,
                      'cur_step': cur_step, 'peak_rss_mib': peak, 'model': model.state_dict(),
                      'optimizer': trainer.optimizer.state_dict(), 'lr_scheduler': trainer.lr_scheduler.state_dict(),
                      'train_df': train_data.dataset.df, 'random': random.getstate(), 'numpy': np.random.get_state(),
-                     'torch': torch.get_rng_state()}, ckpt)
+                     'torch': torch.get_rng_state()}
+        atomic_write(ckpt, lambda f: torch.save(state, f))
         write_log(out / 'log.csv', rows)
         print(f"epoch {epoch + 1:4d}  {seconds:.1f}s  loss {row['loss']:.4f}  valid recall@20 "
               f"{row['valid_recall@20']:.4f}  ndcg@20 {row['valid_ndcg@20']:.4f}", file=sys.stderr, flush=True)
