@@ -184,6 +184,18 @@ def test_ld4mrec_end_to_end_same_contract(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+def test_negative_pool_trained_runs_and_ld4mrec_refuses_it(tmp_path):
+    data = write_dataset(tmp_path / 'mm', num_users=30, num_items=40, per_user=7, modalities={'v': 6})
+    res = run_cli('train', '--model', 'lightgcn', '--data', str(data), '--epochs', '1', '--set',
+                  'train.negative_pool=trained', '--out', str(tmp_path / 'r'), '--quiet')
+    assert res.returncode == 0, res.stderr
+    assert 'negative_pool: trained' in (tmp_path / 'r' / 'config.yaml').read_text()
+    res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--epochs', '1', '--set',
+                  'train.negative_pool=trained', '--out', str(tmp_path / 'r2'))
+    assert res.returncode == 2 and 'train.negative_pool=trained: model ld4mrec draws no' in res.stderr
+    assert len(res.stderr.strip().split('\n')) == 1
+
+
 def test_ld4mrec_without_features_needs_use_pg_false(tmp_path):
     data = write_dataset(tmp_path / 'plain', modalities={})
     res = run_cli('train', '--model', 'ld4mrec', '--data', str(data), '--out', str(tmp_path / 'r'))

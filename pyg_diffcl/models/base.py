@@ -89,6 +89,8 @@ class Recommender(torch.nn.Module):
     """
     #: The dataclass of this model's hyper-parameters (set by subclasses).
     config_cls: Any = None
+    #: Whether :meth:`make_sampler` draws negative items (BPR triples), so that ``negative_pool`` applies.
+    draws_negatives: bool = True
 
     def __init__(self, num_users: int, num_items: int) -> None:
         super().__init__()
@@ -130,10 +132,10 @@ class Recommender(torch.nn.Module):
         """The scalar training loss of one batch."""
         raise NotImplementedError
 
-    def make_sampler(self, edge_index: Tensor, batch_size: int, seed: int) -> Any:
+    def make_sampler(self, edge_index: Tensor, batch_size: int, seed: int, negative_pool: str = 'all') -> Any:
         """The training batch sampler for the training interactions :obj:`edge_index` (default:
-        :class:`~pyg_diffcl.datasets.BPRSampler`)."""
-        return BPRSampler(edge_index, self.num_items, batch_size, seed)
+        :class:`~pyg_diffcl.datasets.BPRSampler`, its negatives drawn from :obj:`negative_pool`)."""
+        return BPRSampler(edge_index, self.num_items, batch_size, seed, negative_pool=negative_pool)
 
     def make_neighbor_sampler(self, edge_index: Tensor, num_neighbors: Optional[Sequence[int]], batch_size: int,
                               seed: int, scaling: str = 'degree', backend: str = 'auto',

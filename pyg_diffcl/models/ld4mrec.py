@@ -160,6 +160,7 @@ class LD4MRec(Recommender):
         config (LD4MRecConfig, optional): Hyper-parameters. (default: :obj:`LD4MRecConfig()`)
     """
     config_cls = LD4MRecConfig
+    draws_negatives = False  # whole behaviour rows (:class:`~pyg_diffcl.datasets.UserSampler`)
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
                  features: Optional[Dict[str, Tensor]] = None, item_graphs: Optional[Dict[str, Pair]] = None,
@@ -262,7 +263,11 @@ class LD4MRec(Recommender):
                                     else -4.0)
 
     # ------------------------------------------------------------------------------------------ pieces
-    def make_sampler(self, edge_index: Tensor, batch_size: int, seed: int) -> UserSampler:
+    def make_sampler(self, edge_index: Tensor, batch_size: int, seed: int, negative_pool: str = 'all'
+                     ) -> UserSampler:
+        if negative_pool != 'all':
+            raise ValueError(f'negative_pool={negative_pool}: LD4MRec trains on whole behaviour rows and draws '
+                             f'no negative items; use negative_pool=all')
         return UserSampler(edge_index, batch_size, seed)
 
     def behaviours(self, users: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ import yaml
 
 from ..checks import Validated
 from ..datasets.neighbor import NEGATIVES, valid_fan_out
+from ..datasets.sampler import NEGATIVE_POOLS
 from ..errors import ConfigError
 from ..evaluation import METRICS
 from ..models import MODELS
@@ -122,6 +123,11 @@ class TrainConfig(Validated):
     #: uniform draw, sometimes a training item; every sampled run made before this option existed). A
     #: ``config.yaml`` without the key reads as ``any`` for ``loader: neighbor``.
     neighbor_negatives: str = 'unseen'
+    #: The negative items of ``loader: full`` (:class:`~pyg_diffcl.datasets.BPRSampler`): ``all`` (any item the
+    #: user has not trained on) or ``trained`` (only among the items with a training interaction, as MMRec and
+    #: the official code of the models built on it draw them; an item seen only in validation or test is then
+    #: never a negative). ``loader: neighbor`` has its own ``neighbor_negatives``.
+    negative_pool: str = 'all'
     #: ``adam``, or ``sparse_adam`` with ``loader: neighbor``: the embedding tables take row-sparse gradients
     #: and "lazy" Adam (:class:`~pyg_diffcl.training.optim.RowSparseAdam`, torch's ``SparseAdam`` at a
     #: fraction of its cost), so that a step costs what the sampled subgraph touches, not the size of the
@@ -157,6 +163,12 @@ class TrainConfig(Validated):
         if not valid_fan_out(self.item_graph_neighbors):
             raise ValueError(f'item_graph_neighbors: expected a positive fan-out or -1 (all), got '
                              f'{self.item_graph_neighbors}')
+        if self.negative_pool not in NEGATIVE_POOLS:
+            raise ValueError(f'negative_pool: expected one of {", ".join(NEGATIVE_POOLS)}, got '
+                             f'{self.negative_pool!r}')
+        if self.negative_pool != 'all' and self.loader != 'full':
+            raise ValueError(f'negative_pool: {self.negative_pool} applies to loader: full; loader: neighbor draws '
+                             f'its negatives by neighbor_negatives')
         if self.neighbor_negatives not in NEGATIVES:
             raise ValueError(f'neighbor_negatives: expected one of {", ".join(NEGATIVES)}, got '
                              f'{self.neighbor_negatives!r}')
@@ -410,6 +422,9 @@ def check_config(cfg: RunConfig) -> None:
             validate()
         except ValueError as e:
             raise ConfigError(f'{section}.{e}') from None
+    if cfg.train.negative_pool != 'all' and not MODELS[cfg.model_name].draws_negatives:
+        raise ConfigError(f'train.negative_pool={cfg.train.negative_pool}: model {cfg.model_name} draws no '
+                          f'negative items; use train.negative_pool=all')
     if cfg.train.loader == 'neighbor':
         from ..models import Recommender
         if MODELS[cfg.model_name].make_neighbor_sampler is Recommender.make_neighbor_sampler:

@@ -53,6 +53,34 @@ def test_user_with_every_item_rejected():
         BPRSampler(torch.tensor([[0, 0], [0, 1]]), 2)
 
 
+def test_trained_pool_draws_only_items_with_a_training_interaction():
+    # Items 0..9; only 0..5 appear in training. User 0 trained on 0, 1, 2: with the 'trained' pool its
+    # negatives are uniform over 3, 4, 5 (never an item seen only outside training); with 'all', over 3..9.
+    ei = torch.tensor([[0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5]])
+    trained = BPRSampler(ei, 10, batch_size=4, seed=0, negative_pool='trained')
+    neg = trained.sample_negatives(np.zeros(60000, dtype=np.int64), np.random.default_rng(2))
+    counts = np.bincount(neg, minlength=10)
+    assert counts[[0, 1, 2, 6, 7, 8, 9]].sum() == 0
+    assert np.allclose(counts[3:6] / 60000, 1 / 3, atol=0.01)
+    every = BPRSampler(ei, 10, batch_size=4, seed=0).sample_negatives(np.zeros(70000, dtype=np.int64),
+                                                                     np.random.default_rng(2))
+    assert np.allclose(np.bincount(every, minlength=10)[3:] / 70000, 1 / 7, atol=0.01)
+    # A whole epoch: every triple's negative is a trained item the user has not trained on.
+    train = set(map(tuple, ei.t().tolist()))
+    for b in trained.epoch(0):
+        assert all(j in range(6) and (u, j) not in train for u, j in zip(b.user.tolist(), b.neg_item.tolist()))
+
+
+def test_negative_pool_checked():
+    with pytest.raises(ValueError, match='negative_pool'):
+        BPRSampler(make_edges(), 40, negative_pool='seen')
+    # User 0 trained on both of the two trained items: no negative in the 'trained' pool (there is in 'all').
+    ei = torch.tensor([[0, 0, 1], [0, 1, 0]])
+    BPRSampler(ei, 5)
+    with pytest.raises(ValueError, match="every item of the negative pool \\('trained'\\)"):
+        BPRSampler(ei, 5, negative_pool='trained')
+
+
 def test_user_sampler_covers_each_training_user_once_per_epoch():
     from pyg_diffcl.datasets import UserSampler
     ei = torch.tensor([[0, 0, 2, 5, 5, 7], [1, 2, 0, 3, 4, 1]])

@@ -35,6 +35,8 @@ def test_round_trip():
     (['train.lr=inf'], 'train.lr: must be a positive number'),
     (['train.weight_decay=nan'], 'train.weight_decay: must be a non-negative number'),
     (['train.neighbor_negatives=hard'], 'train.neighbor_negatives: expected one of unseen, any'),
+    (['train.negative_pool=seen'], 'train.negative_pool: expected one of all, trained'),
+    (['train.negative_pool=trained', 'train.loader=neighbor'], 'train.negative_pool: trained applies to loader: full'),
 ])
 def test_bad_values(items, expect):
     with pytest.raises(ConfigError, match=expect.replace('(', r'\(').replace(')', r'\)')):
