@@ -47,9 +47,9 @@ class BPRSampler:
     item. With ``'trained'`` it is the items that have at least one training interaction, as MMRec's sampler
     (and the official code of every model built on it: FREEDOM, BM3, MENTOR) draws them: an item seen only in
     validation or test is then never pushed down as a negative, and its score comes from what the model
-    shares with other items (features, an item graph). On tiktok 465 of the 6,710 items have no training
-    interaction, and they hold 7 % of the validation and test interactions. Sampling is vectorised rejection sampling: draw uniformly, look the pairs up in the sorted
-    array of training keys :math:`u \cdot |\mathcal{I}| + i` (binary search), redraw only the collisions.
+    shares with other items (features, an item graph). Sampling is vectorised rejection sampling: draw
+    uniformly from the pool, look the pairs up in the sorted array of training keys
+    :math:`u \cdot |\mathcal{I}| + i` (binary search), redraw only the collisions.
 
     The sampler is driven by its own :class:`numpy.random.Generator`, so an epoch's batches depend only on the
     seed and the epoch number (:meth:`epoch` reseeds from both), never on what ran before.

@@ -555,11 +555,9 @@ def _execute(config: RunConfig, out: Path, resume: Optional[Dict[str, Any]], qui
         except ValueError as e:
             raise ConfigError(f'train.{e}') from None
     else:
-        try:
-            sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed,
-                                         config.train.negative_pool)
-        except ValueError as e:
-            raise ConfigError(f'train.{e}') from None
+        # A model that draws no negatives refuses negative_pool in check_config, before anything is built.
+        sampler = model.make_sampler(train_ei, config.train.batch_size, config.train.seed,
+                                     config.train.negative_pool)
     valid_eval = prep.evaluator('valid')
     if valid_eval.num_eval_users == 0:
         raise DataError('the validation split is empty: it is needed to select the epoch', ds.files.inter)
