@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import csv
+import io
 import os
 import random
 import shutil
@@ -119,7 +120,6 @@ def patch_for_cpu() -> None:
 
 def write_log(path: Path, rows: list) -> None:
     """``log.csv`` with one row per finished epoch, replaced atomically."""
-    import io
     text = io.StringIO(newline='')
     writer = csv.DictWriter(text, fieldnames=FIELDS)
     writer.writeheader()
@@ -256,10 +256,10 @@ def main() -> None:
         rows.append(row)
         peak = max(peak, peak_rss_mib())
         state = {'settings': settings, 'split': split, 'epoch': epoch + 1, 'rows': rows, 'best': best,
-                     'cur_step': cur_step, 'peak_rss_mib': peak, 'model': model.state_dict(),
-                     'optimizer': trainer.optimizer.state_dict(), 'lr_scheduler': trainer.lr_scheduler.state_dict(),
-                     'train_df': train_data.dataset.df, 'random': random.getstate(), 'numpy': np.random.get_state(),
-                     'torch': torch.get_rng_state()}
+                 'cur_step': cur_step, 'peak_rss_mib': peak, 'model': model.state_dict(),
+                 'optimizer': trainer.optimizer.state_dict(), 'lr_scheduler': trainer.lr_scheduler.state_dict(),
+                 'train_df': train_data.dataset.df, 'random': random.getstate(), 'numpy': np.random.get_state(),
+                 'torch': torch.get_rng_state()}
         atomic_write(ckpt, lambda f: torch.save(state, f))
         write_log(out / 'log.csv', rows)
         print(f"epoch {epoch + 1:4d}  {seconds:.1f}s  loss {row['loss']:.4f}  valid recall@20 "
